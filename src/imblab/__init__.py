@@ -1,0 +1,3 @@
+"""imblab: an experiment lab for imbalanced classification."""
+
+__version__ = "0.1.0"
