@@ -76,8 +76,11 @@ def train_main(argv: Sequence[str]) -> int:
 def _usage() -> str:
     width = max(map(len, COMMANDS))
     lines = [f"  {name.ljust(width)}  {help_}" for name, (_, help_) in COMMANDS.items()]
-    return ("usage: imblab <command> [args]\n\ncommands:\n" + "\n".join(lines)
-            + "\n\n`imblab <command> --help` for details; `imblab train --help` shows the Hydra config groups.")
+    return (
+        "usage: imblab <command> [args]\n\ncommands:\n"
+        + "\n".join(lines)
+        + "\n\n`imblab <command> --help` for details; `imblab train --help` shows the Hydra config groups."
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,7 +13,9 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from imblab.errors import ImblabError
 
@@ -33,7 +35,9 @@ class FrozenModel(mlflow.pyfunc.PythonModel):
     def check_columns(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The input's feature columns in training order; a clear error for missing or extra ones."""
         if not isinstance(frame, pd.DataFrame):
-            raise ImblabError("prediction input must be a table (pandas DataFrame) with named feature columns")
+            raise ImblabError(
+                "prediction input must be a table (pandas DataFrame) with named feature columns"
+            )
         expected = set(self.feature_names)
         missing = [c for c in self.feature_names if c not in frame.columns]
         extra = [c for c in frame.columns if c not in expected]
@@ -44,11 +48,19 @@ class FrozenModel(mlflow.pyfunc.PythonModel):
             if extra:
                 parts.append(f"{len(extra)} unexpected column(s) {[str(c) for c in extra[:10]]}")
             raise ImblabError(
-                "input does not match the model's schema: " + "; ".join(parts)
+                "input does not match the model's schema: "
+                + "; ".join(parts)
                 + f". The model expects exactly these {len(self.feature_names)} feature columns "
                 "(see the model signature); move id columns out of the feature table."
             )
-        return frame[self.feature_names].astype(float)
+        X = frame[self.feature_names]
+        bad = [str(c) for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+        if bad:
+            try:
+                X = X.apply(pd.to_numeric)  # JSON payloads may carry numbers as text or null
+            except (ValueError, TypeError) as exc:
+                raise ImblabError(f"non-numeric values in feature column(s) {bad[:10]}: {exc}") from None
+        return X.astype(float)
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """P(positive) for every row."""
@@ -64,20 +76,36 @@ class FrozenModel(mlflow.pyfunc.PythonModel):
             raise ImblabError(f"threshold must be in [0, 1], got {t}")
         return pd.DataFrame({DECISION: (proba >= t).astype("int64"), PROBABILITY: proba})
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         threshold = (params or {}).get("threshold")
-        return self.decide(self.predict_proba(model_input), threshold)
+        try:
+            return self.decide(self.predict_proba(model_input), threshold)
+        except ImblabError as exc:
+            # An MlflowException with this code becomes an HTTP 400 in MLflow's scoring server.
+            raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from exc
 
 
 def model_signature(frozen: FrozenModel, example: pd.DataFrame) -> ModelSignature:
-    """Input columns, output (decision, probability) and the ``threshold`` inference param."""
+    """Output (decision, probability) and the ``threshold`` inference param; no input schema.
+
+    The input columns are checked by ``FrozenModel.check_columns`` instead: MLflow's input-schema
+    enforcement silently drops unexpected columns, and a frozen model should refuse them (an id
+    column mixed into the features is a bug upstream). The expected columns are recorded in the
+    model metadata and shown by the input example.
+    """
     output = frozen.predict(None, example)
-    return infer_signature(example, output, params={"threshold": frozen.threshold})
+    full = infer_signature(example, output, params={"threshold": frozen.threshold})
+    return ModelSignature(inputs=None, outputs=full.outputs, params=full.params)
 
 
 def pip_requirements() -> list[str]:
-    """Pinned requirements of the frozen model, given explicitly (inference is slow and guesses)."""
+    """Pinned requirements of the frozen model, given explicitly (inference is slow and guesses).
+
+    imblab itself travels with the model as ``code_paths``, so it needs no package index.
+    """
     from importlib.metadata import version
 
-    libs = ["mlflow", "scikit-learn", "imbalanced-learn", "lightgbm", "pandas", "numpy", "imblab"]
+    libs = ["mlflow", "scikit-learn", "imbalanced-learn", "lightgbm", "pandas", "numpy", "pyarrow"]
     return [f"{lib}=={version(lib)}" for lib in libs]

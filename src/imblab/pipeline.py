@@ -39,8 +39,11 @@ def build_model(model_cfg: DictConfig, sampler_cfg: DictConfig, params: dict[str
                 f"sampler=class_weight needs a model with a class_weight parameter; model "
                 f"{model_cfg.get('name')!r} ({type(model).__name__}) has none. Use sampler=none instead."
             )
-        model.set_params(class_weight=OmegaConf.to_object(class_weight)
-                         if isinstance(class_weight, DictConfig) else class_weight)
+        model.set_params(
+            class_weight=OmegaConf.to_object(class_weight)
+            if isinstance(class_weight, DictConfig)
+            else class_weight
+        )
     return model
 
 

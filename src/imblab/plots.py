@@ -61,8 +61,9 @@ def pr_roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], threshold: f
     return fig
 
 
-def threshold_curves_figure(y_true: np.ndarray, scores: np.ndarray, costs: Costs, threshold: float,
-                            title: str = "out-of-fold") -> Figure:
+def threshold_curves_figure(
+    y_true: np.ndarray, scores: np.ndarray, costs: Costs, threshold: float, title: str = "out-of-fold"
+) -> Figure:
     """Precision, recall, F1 and expected cost / net saving against the threshold."""
     table = metrics_vs_threshold(y_true, scores, costs)
     table = table[table["threshold"] <= 1.0]
@@ -76,8 +77,10 @@ def threshold_curves_figure(y_true: np.ndarray, scores: np.ndarray, costs: Costs
         ax.set_xlabel("threshold")
         ax.legend(fontsize=8)
     ax_m.set(title=f"Metrics vs threshold ({title})", ylim=(0, 1.02))
-    ax_c.set(title=f"Cost vs threshold (fn={costs.fn:g}, fp={costs.fp:g}, value={costs.defect_value:g}, "
-                   f"inspection={costs.inspection:g})")
+    ax_c.set(
+        title=f"Cost vs threshold (fn={costs.fn:g}, fp={costs.fp:g}, value={costs.defect_value:g}, "
+        f"inspection={costs.inspection:g})"
+    )
     ax_c.title.set_fontsize(9)
     fig.tight_layout()
     return fig

@@ -59,8 +59,12 @@ class _ColumnSelector(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         names = getattr(self, "feature_names_in_", None)
         if names is None:
-            names = np.asarray(input_features if input_features is not None else
-                               [f"x{i}" for i in range(self.n_features_in_)], dtype=object)
+            names = np.asarray(
+                input_features
+                if input_features is not None
+                else [f"x{i}" for i in range(self.n_features_in_)],
+                dtype=object,
+            )
         return np.asarray(names, dtype=object)[self.keep_]
 
 

@@ -106,8 +106,9 @@ def _positive_proba(pipeline: Any, X: Any) -> np.ndarray:
     return np.asarray(proba[:, classes.index(1)], dtype=float)
 
 
-def fit_and_score(dataset: Dataset, split: Split, cfg: DictConfig,
-                  model_params: dict[str, Any] | None = None) -> FitResult:
+def fit_and_score(
+    dataset: Dataset, split: Split, cfg: DictConfig, model_params: dict[str, Any] | None = None
+) -> FitResult:
     """Out-of-fold scores on the training rows, then one final fit and one test scoring."""
     start = time.perf_counter()
     X_train = dataset.X.iloc[split.train]

@@ -1,4 +1,4 @@
-"""One experiment run, end to end: data -> split -> (tuning) -> fit/out-of-fold -> policy -> metrics -> MLflow.
+"""One experiment run: data -> split -> (tuning) -> fit/out-of-fold -> policy -> metrics -> MLflow.
 
 ``run_experiment(cfg)`` is what ``imblab train`` calls for every Hydra job. The threshold is
 chosen on out-of-fold training scores only; test labels are used once, for reporting.
@@ -91,8 +91,15 @@ def fold_metrics(y: np.ndarray, scores: np.ndarray, folds: np.ndarray) -> pd.Dat
     rows = []
     for k in np.unique(folds):
         m = folds == k
-        rows.append({"fold": int(k), "pr_auc": average_precision_score(y[m], scores[m]),
-                     "roc_auc": roc_auc_score(y[m], scores[m]), "n": int(m.sum()), "positives": int(y[m].sum())})
+        rows.append(
+            {
+                "fold": int(k),
+                "pr_auc": average_precision_score(y[m], scores[m]),
+                "roc_auc": roc_auc_score(y[m], scores[m]),
+                "n": int(m.sum()),
+                "positives": int(y[m].sum()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -129,8 +136,14 @@ def run_experiment(cfg: DictConfig) -> RunOutcome:
         dataset: Dataset = instantiate(cfg.data)
         dataset.validate()
         fingerprint = dataset.fingerprint()
-        mlflow.set_tags({"data": dataset.name, "data_fingerprint": fingerprint,
-                         "data_rows": str(len(dataset.y)), "data_positive_rate": f"{dataset.positive_rate:.4f}"})
+        mlflow.set_tags(
+            {
+                "data": dataset.name,
+                "data_fingerprint": fingerprint,
+                "data_rows": str(len(dataset.y)),
+                "data_positive_rate": f"{dataset.positive_rate:.4f}",
+            }
+        )
         split = holdout_split(dataset, cfg.split)
         model_params = _tune(dataset, split, cfg)
 
@@ -139,7 +152,9 @@ def run_experiment(cfg: DictConfig) -> RunOutcome:
         start = time.perf_counter()
         fit, hit = cache.get_or_fit(key, lambda: fit_and_score(dataset, split, cfg, model_params))
         mlflow.set_tags({"imblab.fit_key": key, "imblab.cache_hit": str(hit).lower()})
-        mlflow.log_metrics({"fit_seconds": fit.fit_seconds, "fit_or_load_seconds": time.perf_counter() - start})
+        mlflow.log_metrics(
+            {"fit_seconds": fit.fit_seconds, "fit_or_load_seconds": time.perf_counter() - start}
+        )
 
         y_train = dataset.y.to_numpy()[split.train]
         y_test = dataset.y.to_numpy()[split.test]
@@ -154,20 +169,37 @@ def run_experiment(cfg: DictConfig) -> RunOutcome:
         cv["roc_auc_fold_mean"] = float(folds["roc_auc"].mean())
 
         model_info = None
-        frozen = FrozenModel(predict_pipeline(fit.pipeline), choice.threshold,
-                             [str(c) for c in dataset.X.columns], policy.name)
+        frozen = FrozenModel(
+            predict_pipeline(fit.pipeline), choice.threshold, [str(c) for c in dataset.X.columns], policy.name
+        )
         if cfg.tracking.get("log_model", True):
             model_info = log_frozen_model(frozen, dataset.X.iloc[split.train[:5]])
         metrics = {**{f"cv_{k}": v for k, v in cv.items()}, **{f"test_{k}": v for k, v in test.items()}}
         mlflow.log_metrics(metrics, model_id=model_info.model_id if model_info else None)
         for row in folds.itertuples():
             mlflow.log_metric("cv_fold_pr_auc", float(row.pr_auc), step=int(row.fold))
-        mlflow.set_tags({"threshold": f"{choice.threshold:.6g}", "threshold_feasible": str(choice.feasible).lower()})
+        mlflow.set_tags(
+            {"threshold": f"{choice.threshold:.6g}", "threshold_feasible": str(choice.feasible).lower()}
+        )
         log_run_artifacts(cfg, dataset, split, fit, choice, costs, cv, test, folds, policy)
-        log.info("run %s: threshold %.4f (%s), test PR-AUC %.4f, recall %.3f, precision %.3f",
-                 run.info.run_id, choice.threshold, policy.name, test["pr_auc"], test["recall"], test["precision"])
-        return RunOutcome(run.info.run_id, experiment_id, choice, cv, test, hit,
-                          model_info.model_uri if model_info else None)
+        log.info(
+            "run %s: threshold %.4f (%s), test PR-AUC %.4f, recall %.3f, precision %.3f",
+            run.info.run_id,
+            choice.threshold,
+            policy.name,
+            test["pr_auc"],
+            test["recall"],
+            test["precision"],
+        )
+        return RunOutcome(
+            run.info.run_id,
+            experiment_id,
+            choice,
+            cv,
+            test,
+            hit,
+            model_info.model_uri if model_info else None,
+        )
 
 
 def log_frozen_model(frozen: FrozenModel, example: pd.DataFrame) -> Any:
@@ -178,40 +210,81 @@ def log_frozen_model(frozen: FrozenModel, example: pd.DataFrame) -> Any:
         signature=model_signature(frozen, example),
         input_example=example,
         pip_requirements=pip_requirements(),
+        metadata={
+            "feature_names": frozen.feature_names,
+            "threshold": frozen.threshold,
+            "threshold_policy": frozen.policy,
+        },
         code_paths=[str(Path(imblab.__file__).parent)],
     )
 
 
-def log_run_artifacts(cfg: DictConfig, dataset: Dataset, split: Split, fit: FitResult, choice: ThresholdChoice,
-                      costs: Costs, cv: dict[str, float], test: dict[str, float], folds: pd.DataFrame,
-                      policy: ThresholdPolicy) -> None:
+def log_run_artifacts(
+    cfg: DictConfig,
+    dataset: Dataset,
+    split: Split,
+    fit: FitResult,
+    choice: ThresholdChoice,
+    costs: Costs,
+    cv: dict[str, float],
+    test: dict[str, float],
+    folds: pd.DataFrame,
+    policy: ThresholdPolicy,
+) -> None:
     y_train = dataset.y.to_numpy()[split.train]
     y_test = dataset.y.to_numpy()[split.test]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         (out / "scores").mkdir()
         (out / "plots").mkdir()
-        pd.DataFrame({"row": dataset.X.index[split.train], "fold": fit.fold_ids, "y_true": y_train,
-                      "score": fit.oof_scores}).to_parquet(out / OOF_SCORES, index=False)
-        pd.DataFrame({"row": dataset.X.index[split.test], "y_true": y_test, "score": fit.test_scores,
-                      "decision": (fit.test_scores >= choice.threshold).astype("int64")}
-                     ).to_parquet(out / TEST_SCORES, index=False)
+        pd.DataFrame(
+            {
+                "row": dataset.X.index[split.train],
+                "fold": fit.fold_ids,
+                "y_true": y_train,
+                "score": fit.oof_scores,
+            }
+        ).to_parquet(out / OOF_SCORES, index=False)
+        pd.DataFrame(
+            {
+                "row": dataset.X.index[split.test],
+                "y_true": y_test,
+                "score": fit.test_scores,
+                "decision": (fit.test_scores >= choice.threshold).astype("int64"),
+            }
+        ).to_parquet(out / TEST_SCORES, index=False)
         folds.to_csv(out / "scores" / "cv_folds.csv", index=False)
         (out / CONFIG_YAML).write_text(OmegaConf.to_yaml(cfg, resolve=True))
         (out / METRICS_JSON).write_text(json.dumps({"cv": cv, "test": test}, indent=2, default=float))
-        (out / THRESHOLD_JSON).write_text(json.dumps({
-            "policy": policy.name, "params": policy.params(), "threshold": choice.threshold,
-            "objective": choice.objective, "feasible": choice.feasible, "detail": choice.detail,
-            "costs": costs.__dict__, "chosen_on": "out-of-fold training scores"}, indent=2))
+        (out / THRESHOLD_JSON).write_text(
+            json.dumps(
+                {
+                    "policy": policy.name,
+                    "params": policy.params(),
+                    "threshold": choice.threshold,
+                    "objective": choice.objective,
+                    "feasible": choice.feasible,
+                    "detail": choice.detail,
+                    "costs": costs.__dict__,
+                    "chosen_on": "out-of-fold training scores",
+                },
+                indent=2,
+            )
+        )
         figures = {
-            "plots/confusion_matrix_test.png": confusion_matrix_figure(y_test, fit.test_scores, choice.threshold,
-                                                                        "test"),
-            "plots/confusion_matrix_cv.png": confusion_matrix_figure(y_train, fit.oof_scores, choice.threshold,
-                                                                      "out-of-fold (train)"),
-            "plots/pr_roc_curves.png": pr_roc_figure({"test": (y_test, fit.test_scores),
-                                                      "out-of-fold": (y_train, fit.oof_scores)}, choice.threshold),
-            "plots/threshold_curves.png": threshold_curves_figure(y_train, fit.oof_scores, costs,
-                                                                  choice.threshold),
+            "plots/confusion_matrix_test.png": confusion_matrix_figure(
+                y_test, fit.test_scores, choice.threshold, "test"
+            ),
+            "plots/confusion_matrix_cv.png": confusion_matrix_figure(
+                y_train, fit.oof_scores, choice.threshold, "out-of-fold (train)"
+            ),
+            "plots/pr_roc_curves.png": pr_roc_figure(
+                {"test": (y_test, fit.test_scores), "out-of-fold": (y_train, fit.oof_scores)},
+                choice.threshold,
+            ),
+            "plots/threshold_curves.png": threshold_curves_figure(
+                y_train, fit.oof_scores, costs, choice.threshold
+            ),
         }
         for name, fig in figures.items():
             fig.savefig(out / name, dpi=110)
@@ -223,5 +296,7 @@ def check_config(cfg: DictConfig) -> None:
     """Config checks that need no data: fail before a run is opened."""
     missing = OmegaConf.missing_keys(cfg)
     if missing:
-        raise ImblabError(f"missing required config values: {sorted(missing)}; set them on the command line, "
-                          "e.g. data.path=lots.csv data.target=failed")
+        raise ImblabError(
+            f"missing required config values: {sorted(missing)}; set them on the command line, "
+            "e.g. data.path=lots.csv data.target=failed"
+        )

@@ -12,14 +12,25 @@ from imblab.errors import ImblabError
 from imblab.tracking import TAG_ROLE, TAG_SWEEP, resolve_tracking_uri
 
 DEFAULT_COLUMNS = (
-    "cv_pr_auc", "test_pr_auc", "test_roc_auc", "test_recall", "test_precision", "test_f1",
-    "test_specificity", "test_expected_cost", "test_net_saving", "test_threshold", "test_tp", "test_fp",
+    "cv_pr_auc",
+    "test_pr_auc",
+    "test_roc_auc",
+    "test_recall",
+    "test_precision",
+    "test_f1",
+    "test_specificity",
+    "test_expected_cost",
+    "test_net_saving",
+    "test_threshold",
+    "test_tp",
+    "test_fp",
     "test_fn",
 )
 
 
-def load_runs(experiment: str, tracking_uri: str | None = None, sweep: str | None = None,
-              include_failed: bool = False) -> pd.DataFrame:
+def load_runs(
+    experiment: str, tracking_uri: str | None = None, sweep: str | None = None, include_failed: bool = False
+) -> pd.DataFrame:
     """One row per training run (sweep parents excluded) with tags and all metrics as columns."""
     uri = resolve_tracking_uri(tracking_uri)
     client = MlflowClient(uri)
@@ -32,15 +43,20 @@ def load_runs(experiment: str, tracking_uri: str | None = None, sweep: str | Non
         filters.append(f"tags.`{TAG_SWEEP}` = '{sweep}'")
     if not include_failed:
         filters.append("attributes.status = 'FINISHED'")
-    runs = client.search_runs([exp.experiment_id], " and ".join(filters), max_results=10000,
-                              order_by=["attributes.start_time DESC"])
+    runs = client.search_runs(
+        [exp.experiment_id], " and ".join(filters), max_results=10000, order_by=["attributes.start_time DESC"]
+    )
     rows = []
     for r in runs:
         row: dict[str, object] = {
-            "run_id": r.info.run_id, "run_name": r.info.run_name, "status": r.info.status,
+            "run_id": r.info.run_id,
+            "run_name": r.info.run_name,
+            "status": r.info.status,
             "start_time": pd.Timestamp(r.info.start_time, unit="ms"),
-            "sampler": r.data.tags.get("sampler"), "model": r.data.tags.get("model"),
-            "threshold_policy": r.data.tags.get("threshold_policy"), "tuning": r.data.tags.get("tuning"),
+            "sampler": r.data.tags.get("sampler"),
+            "model": r.data.tags.get("model"),
+            "threshold_policy": r.data.tags.get("threshold_policy"),
+            "tuning": r.data.tags.get("tuning"),
             "sweep_id": r.data.tags.get(TAG_SWEEP),
         }
         row.update(r.data.metrics)
@@ -75,7 +91,8 @@ def main(argv: Sequence[str]) -> int:
     elif args.format == "markdown":
         print(table.to_markdown(index=False, floatfmt=".4f"))
     else:
-        with pd.option_context("display.max_columns", None, "display.width", 250,
-                               "display.float_format", "{:.4f}".format):
+        with pd.option_context(
+            "display.max_columns", None, "display.width", 250, "display.float_format", "{:.4f}".format
+        ):
             print(table.to_string(index=False))
     return 0

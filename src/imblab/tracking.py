@@ -114,21 +114,24 @@ def command_line() -> str:
 
 
 @contextlib.contextmanager
-def tracked_run(experiment_id: str, run_name: str, tags: dict[str, str],
-                parent_run_id: str | None = None) -> Iterator[mlflow.ActiveRun]:
+def tracked_run(
+    experiment_id: str, run_name: str, tags: dict[str, str], parent_run_id: str | None = None
+) -> Iterator[mlflow.ActiveRun]:
     """An MLflow run that ends FINISHED, or FAILED/KILLED with the error recorded as tags.
 
     Nothing is left RUNNING: whatever escapes the body terminates the run before re-raising.
     """
-    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags,
-                           parent_run_id=parent_run_id)
+    run = mlflow.start_run(
+        experiment_id=experiment_id, run_name=run_name, tags=tags, parent_run_id=parent_run_id
+    )
     try:
         yield run
     except BaseException as exc:
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
         with contextlib.suppress(Exception):
-            mlflow.set_tags({TAG_ERROR: str(exc)[:5000] or type(exc).__name__,
-                             TAG_ERROR_TYPE: type(exc).__name__})
+            mlflow.set_tags(
+                {TAG_ERROR: str(exc)[:5000] or type(exc).__name__, TAG_ERROR_TYPE: type(exc).__name__}
+            )
         mlflow.end_run(status)
         raise
     mlflow.end_run("FINISHED")
@@ -148,8 +151,11 @@ class SweepCallback(Callback):
         run = MlflowClient(uri).create_run(
             exp_id,
             run_name=f"sweep {' '.join(overrides)}"[:250] or "sweep",
-            tags={TAG_ROLE: "sweep", "imblab.command": command_line()[:5000],
-                  "imblab.git_commit": git_commit()},
+            tags={
+                TAG_ROLE: "sweep",
+                "imblab.command": command_line()[:5000],
+                "imblab.git_commit": git_commit(),
+            },
         )
         os.environ[PARENT_ENV] = run.info.run_id
         os.environ[PARENT_URI_ENV] = uri
@@ -168,8 +174,9 @@ def close_sweep(failed: bool) -> None:
     run = client.get_run(run_id)
     if run.info.status != "RUNNING":
         return
-    children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'",
-                                  max_results=5000)
+    children = client.search_runs(
+        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'", max_results=5000
+    )
     # Children may live in other experiments when a sweep varies tracking.experiment.
     statuses = [c.info.status for c in children]
     bad = failed or any(s in ("FAILED", "KILLED", "RUNNING") for s in statuses)
