@@ -25,6 +25,7 @@ FAST = (
     "model=lgbm",
     "model.estimator.n_estimators=40",
     "cv.folds=3",
+    "cv.n_jobs=1",
 )
 
 

@@ -8,6 +8,7 @@ inference ``params`` (``{"threshold": 0.3}``), e.g. in a REST request.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import mlflow
@@ -96,7 +97,9 @@ def model_signature(frozen: FrozenModel, example: pd.DataFrame) -> ModelSignatur
     model metadata and shown by the input example.
     """
     output = frozen.predict(None, example)
-    full = infer_signature(example, output, params={"threshold": frozen.threshold})
+    with warnings.catch_warnings():  # MLflow hints about int columns and NaN; `decision` is never NaN
+        warnings.simplefilter("ignore", UserWarning)
+        full = infer_signature(example, output, params={"threshold": frozen.threshold})
     return ModelSignature(inputs=None, outputs=full.outputs, params=full.params)
 
 

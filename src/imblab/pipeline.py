@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from imblearn.pipeline import Pipeline as ImbPipeline
 from omegaconf import DictConfig, OmegaConf
@@ -21,15 +22,28 @@ SAMPLER_STEP = "sampler"
 MODEL_STEP = "model"
 
 
+def build(node: DictConfig, what: str) -> Any:
+    """``hydra.utils.instantiate`` with our errors surfaced as they are and others made readable."""
+    try:
+        return instantiate(node, _convert_="all")
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        if isinstance(cause, ImblabError):
+            raise cause from None
+        target = node.get("_target_", "?") if isinstance(node, DictConfig) else "?"
+        msg = f"could not build {what} ({target}): {cause or exc}; check its config keys"
+        raise ImblabError(msg) from exc
+
+
 def build_sampler(sampler_cfg: DictConfig) -> Any | None:
     """The imblearn sampler named by the ``sampler`` group, or None (none / class_weight)."""
     est = sampler_cfg.get("estimator")
-    return None if est is None else instantiate(est, _convert_="all")
+    return None if est is None else build(est, "sampler")
 
 
 def build_model(model_cfg: DictConfig, sampler_cfg: DictConfig, params: dict[str, Any] | None = None) -> Any:
     """The classifier named by the ``model`` group, with ``params`` (e.g. tuned values) on top."""
-    model = instantiate(model_cfg.estimator, _convert_="all")
+    model = build(model_cfg.estimator, "model")
     if params:
         model.set_params(**params)
     class_weight = sampler_cfg.get("class_weight")

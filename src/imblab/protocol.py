@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from joblib import Parallel, delayed
 from omegaconf import DictConfig
 from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold, train_test_split
@@ -106,6 +107,10 @@ def _positive_proba(pipeline: Any, X: Any) -> np.ndarray:
     return np.asarray(proba[:, classes.index(1)], dtype=float)
 
 
+def _fit_one(pipeline: Any, X: Any, y: np.ndarray) -> Any:
+    return pipeline.fit(X, y)
+
+
 def fit_and_score(
     dataset: Dataset, split: Split, cfg: DictConfig, model_params: dict[str, Any] | None = None
 ) -> FitResult:
@@ -117,13 +122,19 @@ def fit_and_score(
     check_sampler_feasible(cfg, _minority_counts(y_train, folds))
     template = build_pipeline(cfg, model_params)
 
+    # The K fold fits and the final fit are independent: run them side by side (cv.n_jobs).
+    # Each works on its own clone, so the result is identical to a sequential loop.
+    all_rows = np.arange(len(y_train))
+    jobs = [*folds, (all_rows, None)]
+    fitted = Parallel(n_jobs=int(cfg.cv.get("n_jobs", 1)))(
+        delayed(_fit_one)(clone(template), X_train.iloc[tr], y_train[tr]) for tr, _ in jobs
+    )
     oof = np.full(len(y_train), np.nan)
     fold_ids = np.full(len(y_train), -1, dtype=int)
-    for i, (tr, va) in enumerate(folds):
-        fold_pipe = clone(template).fit(X_train.iloc[tr], y_train[tr])
+    for i, ((_, va), fold_pipe) in enumerate(zip(folds, fitted[:-1], strict=True)):
         oof[va] = _positive_proba(fold_pipe, X_train.iloc[va])
         fold_ids[va] = i
-    final = clone(template).fit(X_train, y_train)
+    final = fitted[-1]
     test_scores = _positive_proba(final, dataset.X.iloc[split.test])
     for name, scores in (("out-of-fold", oof), ("test", test_scores)):
         if not np.all(np.isfinite(scores)):

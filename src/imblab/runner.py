@@ -18,7 +18,6 @@ import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 import pandas as pd
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import imblab
@@ -27,7 +26,7 @@ from imblab.data import Dataset
 from imblab.errors import ImblabError
 from imblab.frozen import FrozenModel, model_signature, pip_requirements
 from imblab.metrics import Costs, threshold_metrics
-from imblab.pipeline import predict_pipeline
+from imblab.pipeline import build, predict_pipeline
 from imblab.plots import confusion_matrix_figure, pr_roc_figure, threshold_curves_figure
 from imblab.protocol import FitResult, Split, fit_and_score, holdout_split
 from imblab.thresholds import ThresholdChoice, ThresholdPolicy
@@ -74,7 +73,7 @@ def run_name(cfg: DictConfig) -> str:
 
 
 def policy_name(cfg: DictConfig) -> str:
-    return instantiate(cfg.threshold).name
+    return build(cfg.threshold, "threshold policy").name
 
 
 def effective_costs(cfg: DictConfig, policy: ThresholdPolicy) -> Costs:
@@ -117,7 +116,7 @@ def run_experiment(cfg: DictConfig) -> RunOutcome:
     check_config(cfg)
     uri = use_tracking(cfg.tracking.uri)
     experiment_id = ensure_experiment(cfg.tracking.experiment, uri)
-    policy: ThresholdPolicy = instantiate(cfg.threshold)
+    policy: ThresholdPolicy = build(cfg.threshold, "threshold policy")
     parent = parent_run_id()
     tags = {
         "sampler": str(cfg.sampler.name),
@@ -133,7 +132,7 @@ def run_experiment(cfg: DictConfig) -> RunOutcome:
         tags[TAG_SWEEP] = parent
     with tracked_run(experiment_id, run_name(cfg), tags, parent_run_id=parent) as run:
         mlflow.log_params(flatten_config(cfg))
-        dataset: Dataset = instantiate(cfg.data)
+        dataset: Dataset = build(cfg.data, "data")
         dataset.validate()
         fingerprint = dataset.fingerprint()
         mlflow.set_tags(
