@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from imblab.cli import conf_dir
@@ -40,15 +42,34 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     """Every test runs in its own directory, cache and tracking store; nothing leaks between tests."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("IMBLAB_CACHE_DIR", str(tmp_path / "cache"))
-    for var in ("MLFLOW_TRACKING_URI", "IMBLAB_PARENT_RUN_ID", "IMBLAB_PARENT_TRACKING_URI"):
+    for var in (
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_REGISTRY_URI",
+        "IMBLAB_PARENT_RUN_ID",
+        "IMBLAB_PARENT_TRACKING_URI",
+    ):
         monkeypatch.delenv(var, raising=False)
     yield
 
 
+@pytest.fixture(scope="session")
+def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One empty MLflow SQLite database with all migrations applied (creating one takes seconds)."""
+    db = tmp_path_factory.mktemp("empty-store") / "mlflow.db"
+    MlflowClient(f"sqlite:///{db}").search_experiments()
+    return db
+
+
 @pytest.fixture
-def tracking_uri(tmp_path: Path) -> str:
-    """A fresh SQLite-backed MLflow store (artifacts beside it)."""
-    return f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+def tracking_uri(tmp_path: Path, migrated_store: Path) -> str:
+    """A fresh SQLite-backed MLflow store (artifacts beside it), copied from the migrated template.
+
+    It lives in ``store/``, not in ``mlruns/``, so tests can tell it from the default store of the cwd.
+    """
+    db = tmp_path / "store" / "mlflow.db"
+    db.parent.mkdir()
+    shutil.copyfile(migrated_store, db)
+    return f"sqlite:///{db}"
 
 
 @pytest.fixture
