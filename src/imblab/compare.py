@@ -566,7 +566,7 @@ def main(argv: Sequence[str]) -> int:
 
     p = argparse.ArgumentParser(
         prog="imblab compare",
-        description="Compare a sweep's runs on the test set: 95%% bootstrap CIs and a paired comparison "
+        description="Compare a sweep's runs on the test set: 95% bootstrap CIs and a paired comparison "
         "with the best run. All formats are written to --output; --format picks what is printed.",
     )
     p.add_argument("--experiment", default=None, help="MLflow experiment (default: imblab, or the sweep's)")

@@ -31,7 +31,6 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
-from hydra.utils import instantiate
 from mlflow.entities import LoggedModelStatus, Run
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
@@ -43,6 +42,7 @@ from imblab.data import Dataset
 from imblab.errors import ImblabError
 from imblab.frozen import PROBABILITY, FrozenModel
 from imblab.metrics import METRIC_NAMES, Costs, threshold_metrics
+from imblab.pipeline import build
 from imblab.protocol import holdout_split
 from imblab.thresholds import POLICIES, ThresholdPolicy
 from imblab.tracking import TAG_ROLE, TAG_SWEEP, tracked_run, use_tracking
@@ -239,7 +239,7 @@ def load_test_data(client: MlflowClient, run: Run) -> GateData:
     from imblab.runner import TEST_SCORES, effective_costs
 
     cfg = run_config(client, run)
-    dataset: Dataset = instantiate(cfg.data)
+    dataset: Dataset = build(cfg.data, "data")
     dataset.validate()
     logged = run.data.tags.get("data_fingerprint")
     fingerprint = dataset.fingerprint()
@@ -261,7 +261,7 @@ def load_test_data(client: MlflowClient, run: Run) -> GateData:
     return GateData(
         X=dataset.X.iloc[split.test],
         y=dataset.y.to_numpy()[split.test],
-        costs=effective_costs(cfg, instantiate(cfg.threshold)),
+        costs=effective_costs(cfg, build(cfg.threshold, "threshold policy")),
         fingerprint=fingerprint,
         split=split_cfg,
     )
