@@ -53,7 +53,7 @@ class FrozenModel(mlflow.pyfunc.PythonModel):
                 "input does not match the model's schema: "
                 + "; ".join(parts)
                 + f". The model expects exactly these {len(self.feature_names)} feature columns "
-                "(see the model signature); move id columns out of the feature table."
+                "(listed in the model metadata `feature_names`); keep id columns out of the feature table."
             )
         # Columns already in training order (the usual case) need no 590-column selection.
         X = frame if list(frame.columns) == self.feature_names else frame[self.feature_names]
