@@ -41,7 +41,7 @@ from mlflow.tracking import MlflowClient
 from numpy.typing import NDArray
 
 from imblab.errors import ImblabError
-from imblab.metrics import Costs, _expected_cost, _net_saving, _safe_div
+from imblab.metrics import LOWER_IS_BETTER, Costs, _expected_cost, _net_saving, _safe_div
 from imblab.runner import OOF_SCORES, TEST_SCORES, THRESHOLD_JSON
 from imblab.tracking import TAG_ROLE, TAG_SWEEP, resolve_tracking_uri
 
@@ -63,7 +63,6 @@ BOOT_METRICS: tuple[str, ...] = (
     "expected_cost",
     "net_saving",
 )
-LOWER_IS_BETTER = frozenset({"brier", "expected_cost"})
 # Shown in the tables besides the ranking metric (which always comes first).
 DEFAULT_METRICS: tuple[str, ...] = (
     "pr_auc",

@@ -63,6 +63,10 @@ class Costs:
             object.__setattr__(self, f.name, float(value))
 
 
+# Metrics where smaller is better; every other metric of METRIC_NAMES is better when larger.
+# Ranking (compare, promote) and tuning directions all read this one set.
+LOWER_IS_BETTER = frozenset({"brier", "expected_cost", "fp", "fn"})
+
 METRIC_NAMES: tuple[str, ...] = (
     "accuracy",
     "precision",

@@ -41,7 +41,7 @@ from omegaconf import DictConfig, OmegaConf
 from imblab.data import Dataset
 from imblab.errors import ImblabError
 from imblab.frozen import PROBABILITY, FrozenModel
-from imblab.metrics import METRIC_NAMES, Costs, threshold_metrics
+from imblab.metrics import LOWER_IS_BETTER, METRIC_NAMES, Costs, threshold_metrics
 from imblab.pipeline import build
 from imblab.protocol import holdout_split
 from imblab.thresholds import POLICIES, ThresholdPolicy
@@ -59,7 +59,6 @@ TAG_SOURCE_VERSION = "imblab.source_version"
 ROLE_SET_THRESHOLD = "set_threshold"
 
 # Metrics where smaller is better; every other gateable metric is "higher is better".
-LOWER_IS_BETTER = frozenset({"expected_cost", "brier", "fp", "fn"})
 # Logged for bookkeeping, not quality: ranking or gating on them is meaningless.
 NOT_GATEABLE = frozenset({"threshold", "n", "positive_rate"})
 # Metrics of both models recorded as version tags and printed next to the gate metric.

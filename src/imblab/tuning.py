@@ -118,7 +118,7 @@ from sklearn.pipeline import Pipeline as SkPipeline
 
 from imblab.data import Dataset
 from imblab.errors import ImblabError
-from imblab.metrics import METRIC_NAMES, Costs, threshold_metrics
+from imblab.metrics import LOWER_IS_BETTER, METRIC_NAMES, Costs, threshold_metrics
 from imblab.pipeline import build_model, build_sampler, check_sampler_feasible
 from imblab.preprocess import build_preprocess_steps
 from imblab.protocol import Split, cv_folds
@@ -126,7 +126,6 @@ from imblab.tracking import TAG_ERROR, TAG_ROLE
 
 log = logging.getLogger(__name__)
 
-MINIMIZED_METRICS = frozenset({"brier", "expected_cost", "fp", "fn"})
 UNTUNABLE_METRICS = frozenset({"n", "threshold", "positive_rate"})
 THRESHOLD_FREE_METRICS = frozenset({"pr_auc", "roc_auc", "brier"})
 PRUNERS = ("none", "median", "wilcoxon")
@@ -195,7 +194,7 @@ def metric_direction(metric: str, override: str | None = None) -> str:
     if metric not in METRIC_NAMES:
         raise ImblabError(f"unknown tuning.metric={metric!r}; use one of {tunable}")
     if override is None:
-        return "minimize" if metric in MINIMIZED_METRICS else "maximize"
+        return "minimize" if metric in LOWER_IS_BETTER else "maximize"
     if override not in ("maximize", "minimize"):
         raise ImblabError(f"tuning.direction must be maximize, minimize or null, got {override!r}")
     return override
