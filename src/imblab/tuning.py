@@ -109,7 +109,6 @@ from typing import Any
 
 import numpy as np
 import optuna
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 from sklearn.metrics import average_precision_score, roc_auc_score
@@ -119,7 +118,7 @@ from sklearn.pipeline import Pipeline as SkPipeline
 from imblab.data import Dataset
 from imblab.errors import ImblabError
 from imblab.metrics import LOWER_IS_BETTER, METRIC_NAMES, Costs, threshold_metrics
-from imblab.pipeline import build_model, build_sampler, check_sampler_feasible
+from imblab.pipeline import build, build_model, build_sampler, check_sampler_feasible
 from imblab.preprocess import build_preprocess_steps
 from imblab.protocol import Split, cv_folds
 from imblab.tracking import TAG_ERROR, TAG_ROLE
@@ -238,7 +237,7 @@ def parse_search_space(space: Any, model_cfg: DictConfig) -> list[ParamSpec]:
         )
     if not isinstance(container, dict):
         raise ImblabError(f"{where} must map parameter names to ranges, got {container!r}")
-    known = set(instantiate(model_cfg.estimator, _convert_="all").get_params())
+    known = set(build(model_cfg.estimator, "model").get_params())
     specs = []
     for name, raw in container.items():
         key = f"{where}.{name}"
@@ -782,7 +781,7 @@ class FoldScorer:
         if metric not in THRESHOLD_FREE_METRICS:
             from imblab.runner import effective_costs
 
-            self.policy = instantiate(cfg.threshold)
+            self.policy = build(cfg.threshold, "threshold policy")
             self.costs = effective_costs(cfg, self.policy)
 
     def __call__(self, y: np.ndarray, proba: np.ndarray) -> float:
@@ -1029,7 +1028,7 @@ def open_session(dataset: Dataset, cfg: DictConfig, worker: bool = False) -> Ses
     direction = metric_direction(metric, tcfg.get("direction"))
     specs = parse_search_space(cfg.model.get("search_space"), cfg.model)
     if metric not in THRESHOLD_FREE_METRICS:
-        instantiate(cfg.threshold)  # a bad policy config fails now, not in the first trial
+        build(cfg.threshold, "threshold policy")  # a bad policy config fails now, not in the first trial
     url = tcfg.get("storage") or None
     if worker and url is None:
         raise ImblabError(
@@ -1269,7 +1268,7 @@ def run_worker(cfg: DictConfig) -> int:
     check_config(cfg)
     if not cfg.tuning.get("enabled", False):
         raise ImblabError("tune-worker needs tuning=optuna (the default for tune-worker); drop tuning=none")
-    dataset: Dataset = instantiate(cfg.data)
+    dataset: Dataset = build(cfg.data, "data")
     dataset.validate()
     split = holdout_split(dataset, cfg.split)
     session = open_session(dataset, cfg, worker=True)
