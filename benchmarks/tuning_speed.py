@@ -4,8 +4,8 @@ Both tune the same search space (``conf/model/lgbm.yaml``) with a TPE sampler se
 stratified folds of the same training rows, maximising the mean per-fold PR-AUC (average precision):
 
 * imblab: ``imblab.tuning`` as ``imblab train tuning=optuna`` runs it (folds preprocessed and
-  resampled once, a LightGBM Dataset per fold, cross-fitted early stopping, median pruning, every
-  trial logged as a nested MLflow run in a throw-away store).
+  resampled once, a LightGBM Dataset per fold, cross-fitted early stopping, pruning outside the top
+  quarter after each fold, every trial logged as a nested MLflow run in a throw-away store).
 * baseline: per trial, an imblearn ``Pipeline`` (preprocess -> SMOTEENN -> LGBMClassifier) and
   ``sklearn.model_selection.cross_validate``: fresh resampling and a full LightGBM fit per fold,
   no pruning.

@@ -68,7 +68,7 @@ def test_tuned_run_logs_trials_as_nested_runs_and_a_reloadable_model(tracking_ur
     cfg = compose_config(
         *TUNE,
         "tuning.n_trials=8",
-        "tuning.median_pruner.n_startup_trials=2",
+        "tuning.percentile_pruner.n_startup_trials=2",
         "model.search_space.n_estimators.low=1",
         f"tracking.uri={tracking_uri}",
         "tracking.experiment=tune",
@@ -198,17 +198,21 @@ def test_trials_of_dead_workers_are_failed_and_running_ones_fill_the_budget(tmp_
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("pruner", ["wilcoxon", "median", "none"])
+@pytest.mark.parametrize("pruner", ["wilcoxon", "median", "percentile", "none"])
 def test_each_fold_is_reported_to_the_pruner(pruner: str) -> None:
     cfg, dataset, split = _setup(f"tuning.pruner={pruner}", "tuning.n_trials=4")
     session = tuning.open_session(dataset, cfg)
     tuning.run_trials(session, dataset, split, cfg, None)
-    expected_pruner = {"wilcoxon": optuna.pruners.WilcoxonPruner, "median": optuna.pruners.MedianPruner}
+    expected_pruner = {
+        "wilcoxon": optuna.pruners.WilcoxonPruner,
+        "median": optuna.pruners.MedianPruner,
+        "percentile": optuna.pruners.PercentilePruner,
+    }
     assert isinstance(session.study.pruner, expected_pruner.get(pruner, optuna.pruners.NopPruner))
     for trial in session.study.trials:
         scores = trial.user_attrs[tuning.ATTR_FOLD_SCORES]
         reported = [trial.intermediate_values[k] for k in range(len(scores))]
-        if pruner == "median":  # running mean: what MedianPruner compares across trials
+        if pruner in ("median", "percentile"):  # running mean: what they compare across trials
             assert reported == pytest.approx(np.cumsum(scores) / np.arange(1, len(scores) + 1))
         else:  # the fold's own score at step = fold index: what WilcoxonPruner pairs
             assert reported == pytest.approx(scores)

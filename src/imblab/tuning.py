@@ -33,12 +33,21 @@ Metric (``tuning.metric``)
     every trial.
 
 Pruning (``tuning.pruner``)
-    After each fold the trial reports to the pruner. ``median`` gets the running mean over the folds
-    done so far and prunes a trial below the median of COMPLETE trials at the same fold. ``wilcoxon``
-    gets the fold's own score with the fold index as step, the pairing Optuna's ``WilcoxonPruner``
-    needs; with 5 folds its signed-rank test cannot reach p < 0.1 before four folds are worse than
-    the best trial's, so it prunes late (it suits many folds or repeated CV). PRUNED trials count
-    towards ``n_trials``; the best trial is always a COMPLETE one.
+    After each fold the trial reports to the pruner. ``percentile`` (the default) and ``median`` get
+    the running mean over the folds done so far; Optuna's ``PercentilePruner`` / ``MedianPruner``
+    prune a trial whose best running mean is below the given percentile (25: outside the top quarter;
+    median: the bottom half) of COMPLETE trials' running means at the same fold, once
+    ``n_startup_trials`` trials are COMPLETE. The folds are the same for every trial, so the
+    comparison is paired by fold. ``wilcoxon`` gets the fold's own score with the fold index as
+    step, the pairing Optuna's ``WilcoxonPruner`` needs; with 5 folds its signed-rank test cannot
+    reach p < 0.1 before four folds are worse than the best trial's, so it prunes late (it suits many
+    folds or repeated CV). PRUNED trials count towards ``n_trials``; the best trial is always a
+    COMPLETE one. Why the top quarter: replaying one 50-trial SECOM study (smote_enn + LightGBM, no
+    pruning, every fold recorded) under each rule, keeping the top quarter cost 90 fold fits against
+    130 for the median and 250 for none, and its best trial (0.188) was within 0.013 of the
+    unpruned study's best (0.201), far inside one standard error across folds (0.04). A stricter
+    pruner risks dropping a trial whose first fold is unlucky; set ``tuning.pruner=median`` or
+    ``none`` when trials are cheap.
 
 Early stopping (LightGBM only, ``tuning.early_stopping``) and why the reported score stays honest
     Each validation fold is split, stratified, into halves A and B. The model is fitted once on the
@@ -53,7 +62,9 @@ Early stopping (LightGBM only, ``tuning.early_stopping``) and why the reported s
     from training: on SECOM (smote_enn, 8 random configurations, 5 folds) it lowered the mean fold
     PR-AUC from 0.162 (no early stopping) to 0.152, while the cross-fitted halves kept 0.160 at 74%
     of the CPU time. Stopping on PR-AUC or ROC-AUC of a half fold (~8 positives) stopped at noise
-    (0.128 / 0.136), hence ``binary_logloss``.
+    (0.128 / 0.136), hence ``binary_logloss``. ``patience`` 20: in the replayed study above, 20
+    rounds instead of 50 cut the boosting rounds per fold fit from 518 to 429 (mean) and changed a
+    fold's PR-AUC by -0.0013 on average (SD 0.0085), which is noise next to fold-to-fold differences.
 
 Storage (``tuning.storage``) and study name
     ``null``                     in memory: this process only, nothing to resume
@@ -127,7 +138,7 @@ log = logging.getLogger(__name__)
 
 UNTUNABLE_METRICS = frozenset({"n", "threshold", "positive_rate"})
 THRESHOLD_FREE_METRICS = frozenset({"pr_auc", "roc_auc", "brier"})
-PRUNERS = ("none", "median", "wilcoxon")
+PRUNERS = ("none", "median", "percentile", "wilcoxon")
 
 # Trial user attributes written by imblab.
 ATTR_FOLD_SCORES = "imblab.fold_scores"
@@ -498,6 +509,13 @@ def _pruner(kind: str, tcfg: DictConfig) -> optuna.pruners.BasePruner:
             n_startup_trials=int(opts.get("n_startup_trials", 5)),
             n_warmup_steps=int(opts.get("n_warmup_steps", 0)),
         )
+    if kind == "percentile":
+        opts = tcfg.get("percentile_pruner") or {}
+        return optuna.pruners.PercentilePruner(
+            float(opts.get("percentile", 25.0)),
+            n_startup_trials=int(opts.get("n_startup_trials", 5)),
+            n_warmup_steps=int(opts.get("n_warmup_steps", 0)),
+        )
     if kind == "wilcoxon":
         opts = tcfg.get("wilcoxon_pruner") or {}
         with warnings.catch_warnings():
@@ -813,7 +831,7 @@ class Objective:
         n_trials: int,
     ) -> None:
         self.specs, self.trainer, self.folds, self.scorer = specs, trainer, folds, scorer
-        self.report_fold_values = pruner != "median"
+        self.report_fold_values = pruner not in ("median", "percentile")  # those compare running means
         self.n_trials = n_trials
         self.worker = _worker_id()
 
