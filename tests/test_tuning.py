@@ -305,6 +305,7 @@ def test_early_stopping_scores_each_half_at_the_iteration_chosen_on_the_other() 
         (["tuning.metric=threshold"], "not a quality measure"),
         (["tuning.direction=up"], "tuning.direction must be maximize, minimize or null"),
         (["tuning.pruner=hyperband"], "tuning.pruner must be one of"),
+        (["tuning.percentile_pruner.percentile=120"], "tuning.percentile_pruner: .*percentile"),
         (["tuning.n_trials=0"], "tuning.n_trials must be a whole number >= 1"),
         (["model.search_space.num_leaves.low=32", "model.search_space.num_leaves.high=32"], "empty range"),
         (["model.search_space.num_leaves.low=64", "model.search_space.num_leaves.high=16"], "inverted range"),
