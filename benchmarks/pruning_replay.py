@@ -58,7 +58,10 @@ def stop_point(curve: list[float], patience: int) -> tuple[int, int]:
 class RecordingTrainer(tuning.LightGBMTrainer):
     """imblab's LightGBM trainer that also records what each shorter patience would have done."""
 
-    records: list[dict[str, Any]]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.records: list[dict[str, Any]] = []
+        self.scorer = tuning.FoldScorer("pr_auc", self.cfg)
 
     def fit_predict(self, k: int, params: dict[str, Any]) -> tuple[np.ndarray, int | None]:
         fold = self.folds[k]
@@ -85,7 +88,7 @@ class RecordingTrainer(tuning.LightGBMTrainer):
             proba = np.empty(len(fold.y_val))
             proba[a] = booster.predict(fold.X_val[a], num_iteration=best_b)
             proba[b] = booster.predict(fold.X_val[b], num_iteration=best_a)
-            score = tuning.FoldScorer("pr_auc", self.cfg)(fold.y_val, proba)
+            score = self.scorer(fold.y_val, proba)
             by_patience[str(patience)] = {"stop": max(stop_a, stop_b), "score": score, "proba": proba}
         rounds_run = len(curves["a"][self.es_metric])
         self.records.append(
@@ -109,7 +112,6 @@ def record(secom_dir: str, trials: int) -> list[list[dict[str, Any]]]:
     session = tuning.open_session(dataset, cfg)
     folds = tuning.prepare_folds(dataset, split, cfg, early_stopping=True)
     trainer = RecordingTrainer(cfg, folds, cfg.tuning.early_stopping)
-    trainer.records = []
     objective = tuning.Objective(
         session.specs, trainer, folds, tuning.FoldScorer("pr_auc", cfg), "none", trials
     )

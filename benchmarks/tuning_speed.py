@@ -49,7 +49,7 @@ from sklearn.model_selection import cross_validate
 from imblab import tuning
 from imblab.cli import conf_dir
 from imblab.pipeline import build_pipeline
-from imblab.protocol import cv_folds, holdout_split
+from imblab.protocol import holdout_split
 from imblab.tracking import ensure_experiment, use_tracking
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,17 +108,6 @@ def run_imblab(cfg: DictConfig, dataset: Any, split: Any) -> Result:
     )
 
 
-def suggest(trial: optuna.Trial, space: dict[str, Any]) -> dict[str, Any]:
-    """The search space of conf/model/lgbm.yaml, sampled in the same order as imblab does."""
-    params = {}
-    for name, spec in space.items():
-        if spec["type"] == "int":
-            params[name] = trial.suggest_int(name, spec["low"], spec["high"], log=spec.get("log", False))
-        else:
-            params[name] = trial.suggest_float(name, spec["low"], spec["high"], log=spec.get("log", False))
-    return params
-
-
 def cv_scores(cfg: DictConfig, params: dict[str, Any], X: Any, y: np.ndarray, folds: list) -> list[float]:  # type: ignore[type-arg]
     """The baseline's protocol: a fresh imblearn Pipeline cross-validated by scikit-learn."""
     result = cross_validate(build_pipeline(cfg, params), X, y, cv=folds, scoring="average_precision")
@@ -128,14 +117,12 @@ def cv_scores(cfg: DictConfig, params: dict[str, Any], X: Any, y: np.ndarray, fo
 def run_baseline(cfg: DictConfig, dataset: Any, split: Any, trials: int) -> Result:
     X = dataset.X.iloc[split.train]
     y = dataset.y.to_numpy()[split.train]
-    folds = cv_folds(
-        y, OmegaConf.create({"folds": cfg.tuning.folds, "shuffle": cfg.cv.shuffle, "seed": cfg.cv.seed})
-    )
-    space = OmegaConf.to_container(cfg.model.search_space, resolve=True)
-    assert isinstance(space, dict)
+    folds = tuning.fold_positions(y, cfg)
+    # The search space of conf/model/lgbm.yaml, parsed and sampled as imblab does.
+    specs = tuning.parse_search_space(cfg.model.search_space, cfg.model)
 
     def objective(trial: optuna.Trial) -> float:
-        scores = cv_scores(cfg, suggest(trial, space), X, y, folds)
+        scores = cv_scores(cfg, {spec.name: spec.suggest(trial) for spec in specs}, X, y, folds)
         trial.set_user_attr("fold_scores", scores)
         return float(np.mean(scores))
 
@@ -211,9 +198,7 @@ def main() -> None:
     # and with a fresh one, which shows how much of each best value survives re-evaluation.
     print("\nwinners re-scored with the baseline's protocol (cross_validate, same folds), mean (SE):")
     X, y = dataset.X.iloc[split.train], dataset.y.to_numpy()[split.train]
-    folds = cv_folds(
-        y, OmegaConf.create({"folds": cfg.tuning.folds, "shuffle": cfg.cv.shuffle, "seed": cfg.cv.seed})
-    )
+    folds = tuning.fold_positions(y, cfg)
     seeds = (int(cfg.seed), int(cfg.seed) + 1)
     for r in results:
         cells = []

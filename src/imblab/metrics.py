@@ -66,6 +66,8 @@ class Costs:
 # Metrics where smaller is better; every other metric of METRIC_NAMES is better when larger.
 # Ranking (compare, promote) and tuning directions all read this one set.
 LOWER_IS_BETTER = frozenset({"brier", "expected_cost", "fp", "fn"})
+# Logged for bookkeeping, not quality: ranking, gating or tuning on them is meaningless.
+NOT_QUALITY = frozenset({"threshold", "n", "positive_rate"})
 
 METRIC_NAMES: tuple[str, ...] = (
     "accuracy",

@@ -41,7 +41,7 @@ from omegaconf import DictConfig, OmegaConf
 from imblab.data import Dataset
 from imblab.errors import ImblabError
 from imblab.frozen import PROBABILITY, FrozenModel
-from imblab.metrics import LOWER_IS_BETTER, METRIC_NAMES, Costs, threshold_metrics
+from imblab.metrics import LOWER_IS_BETTER, METRIC_NAMES, NOT_QUALITY, Costs, threshold_metrics
 from imblab.pipeline import build
 from imblab.protocol import holdout_split
 from imblab.thresholds import POLICIES, ThresholdPolicy
@@ -58,9 +58,6 @@ TAG_SOURCE_RUN = "imblab.source_run_id"
 TAG_SOURCE_VERSION = "imblab.source_version"
 ROLE_SET_THRESHOLD = "set_threshold"
 
-# Metrics where smaller is better; every other gateable metric is "higher is better".
-# Logged for bookkeeping, not quality: ranking or gating on them is meaningless.
-NOT_GATEABLE = frozenset({"threshold", "n", "positive_rate"})
 # Metrics of both models recorded as version tags and printed next to the gate metric.
 SUMMARY_METRICS = ("pr_auc", "roc_auc", "recall", "precision", "f1", "expected_cost", "net_saving")
 
@@ -84,8 +81,8 @@ def use_stores(tracking_uri: str | None) -> MlflowClient:
 def metric_direction(metric: str) -> tuple[str, bool]:
     """``(base metric, higher_is_better)`` of a ``cv_*`` / ``test_*`` metric name, or a clear error."""
     prefix, _, base = metric.partition("_")
-    if prefix not in ("cv", "test") or base not in METRIC_NAMES or base in NOT_GATEABLE:
-        choices = [m for m in METRIC_NAMES if m not in NOT_GATEABLE]
+    if prefix not in ("cv", "test") or base not in METRIC_NAMES or base in NOT_QUALITY:
+        choices = [m for m in METRIC_NAMES if m not in NOT_QUALITY]
         raise ImblabError(
             f"--metric {metric!r} cannot rank models; use test_<m> or cv_<m> with <m> one of {choices} "
             "(e.g. test_pr_auc; expected_cost, brier, fp and fn count as lower-is-better)"

@@ -128,7 +128,7 @@ from sklearn.pipeline import Pipeline as SkPipeline
 
 from imblab.data import Dataset
 from imblab.errors import ImblabError
-from imblab.metrics import LOWER_IS_BETTER, METRIC_NAMES, Costs, threshold_metrics
+from imblab.metrics import LOWER_IS_BETTER, METRIC_NAMES, NOT_QUALITY, Costs, threshold_metrics
 from imblab.pipeline import build, build_model, build_sampler, check_sampler_feasible
 from imblab.preprocess import build_preprocess_steps
 from imblab.protocol import Split, cv_folds
@@ -136,7 +136,6 @@ from imblab.tracking import TAG_ERROR, TAG_ROLE
 
 log = logging.getLogger(__name__)
 
-UNTUNABLE_METRICS = frozenset({"n", "threshold", "positive_rate"})
 THRESHOLD_FREE_METRICS = frozenset({"pr_auc", "roc_auc", "brier"})
 PRUNERS = ("none", "median", "percentile", "wilcoxon")
 
@@ -196,8 +195,8 @@ _LGBM_DATASET_PARAMS = frozenset(
 
 def metric_direction(metric: str, override: str | None = None) -> str:
     """``"maximize"`` or ``"minimize"`` for a tuning metric; ImblabError for names imblab cannot tune."""
-    tunable = [m for m in METRIC_NAMES if m not in UNTUNABLE_METRICS]
-    if metric in UNTUNABLE_METRICS:
+    tunable = [m for m in METRIC_NAMES if m not in NOT_QUALITY]
+    if metric in NOT_QUALITY:
         raise ImblabError(
             f"tuning.metric={metric} is not a quality measure and cannot be optimised; use one of {tunable}"
         )
@@ -608,14 +607,19 @@ class Fold:
     halves: tuple[np.ndarray, np.ndarray] | None = None  # validation positions A, B (early stopping)
 
 
+def fold_positions(y_train: np.ndarray, cfg: DictConfig) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The tuning folds: ``tuning.folds`` stratified folds of the training rows, shuffled as ``cv`` says."""
+    cv = OmegaConf.create(
+        {"folds": int(cfg.tuning.folds), "shuffle": cfg.cv.get("shuffle", True), "seed": cfg.cv.seed}
+    )
+    return cv_folds(y_train, cv)
+
+
 def prepare_folds(dataset: Dataset, split: Split, cfg: DictConfig, early_stopping: bool) -> list[Fold]:
     """Preprocess and resample every fold's training part once, exactly as the run's pipeline would."""
     X_train = dataset.X.iloc[split.train]
     y_train = dataset.y.to_numpy()[split.train]
-    cv = OmegaConf.create(
-        {"folds": int(cfg.tuning.folds), "shuffle": cfg.cv.get("shuffle", True), "seed": cfg.cv.seed}
-    )
-    positions = cv_folds(y_train, cv)
+    positions = fold_positions(y_train, cfg)
     minority = [int(min(np.bincount(y_train[tr], minlength=2))) for tr, _ in positions]
     check_sampler_feasible(cfg, minority)
     folds = []
@@ -938,6 +942,11 @@ def _counts(study: optuna.Study) -> dict[TrialState, int]:
     return counts
 
 
+def _finished(counts: dict[TrialState, int]) -> int:
+    """Trials that count towards ``n_trials``: COMPLETE and PRUNED (FAIL trials do not count)."""
+    return counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
+
+
 def _best(study: optuna.Study) -> FrozenTrial | None:
     try:
         return study.best_trial
@@ -956,8 +965,7 @@ class Controller:
         self.failures = 0
         self.failed: FrozenTrial | None = None
         self.ran = 0
-        counts = _counts(study)
-        done = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
+        done = _finished(_counts(study))
         self.bar = tqdm(
             total=n_trials,
             initial=min(done, n_trials),
@@ -985,7 +993,7 @@ class Controller:
         with self.lock:
             self.ran += 1
             counts = _counts(study)
-            done = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
+            done = _finished(counts)
             if trial.state == TrialState.FAIL:
                 log.warning("trial %d failed: %s", trial.number, trial.user_attrs.get(ATTR_ERROR, "?"))
                 self.failures += 1
@@ -1085,8 +1093,7 @@ def run_trials(
     """Run trials until the study holds ``tuning.n_trials`` COMPLETE + PRUNED ones; returns the number run."""
     tcfg = cfg.tuning
     study, n_trials = session.study, int(tcfg.n_trials)
-    counts = _counts(study)
-    if counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] >= n_trials:
+    if _finished(_counts(study)) >= n_trials:
         log.info("study %s already holds %d finished trials: nothing to run", study.study_name, n_trials)
         return 0
     es_cfg = tcfg.get("early_stopping")
