@@ -2,6 +2,6 @@
 
 import sys
 
-from imblab.cli import main
+from imblab.app.main import main
 
 sys.exit(main())

@@ -11,16 +11,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.impute import SimpleImputer
-from sklearn.preprocessing import RobustScaler, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 from imblab.errors import ImblabError
 
 IMPUTE_STRATEGIES = ("mean", "median", "most_frequent")
-SCALERS = {"standard": StandardScaler, "robust": RobustScaler, "none": None}
 
 
 def _as_array(X: Any) -> np.ndarray:
@@ -92,19 +89,17 @@ class DropConstantColumns(_ColumnSelector):
         return np.nan_to_num(spread, nan=0.0) > 0.0
 
 
-def build_preprocess_steps(cfg: DictConfig | dict) -> list[tuple[str, Any]]:
-    """The preprocessing steps named by ``cfg`` (the ``preprocess`` config group)."""
-    impute = cfg.get("impute", "median")
+def build_preprocess_steps(
+    max_missing: float = 0.5, drop_constant: bool = True, impute: str = "median", scaler: Any = None
+) -> list[tuple[str, Any]]:
+    """Column filters, imputation and an optional scaler (an unfitted sklearn transformer, e.g. built
+    from the ``preprocess/scaler`` config group), in the order they run."""
     if impute not in IMPUTE_STRATEGIES:
         raise ImblabError(f"preprocess.impute must be one of {IMPUTE_STRATEGIES}, got {impute!r}")
-    scale = cfg.get("scale", "standard")
-    if scale not in SCALERS:
-        raise ImblabError(f"preprocess.scale must be one of {tuple(SCALERS)}, got {scale!r}")
-    steps: list[tuple[str, Any]] = [("drop_missing", DropMissingColumns(float(cfg.get("max_missing", 0.5))))]
-    if cfg.get("drop_constant", True):
+    steps: list[tuple[str, Any]] = [("drop_missing", DropMissingColumns(float(max_missing)))]
+    if drop_constant:
         steps.append(("drop_constant", DropConstantColumns()))
     steps.append(("impute", SimpleImputer(strategy=impute)))
-    scaler = SCALERS[scale]
     if scaler is not None:
-        steps.append(("scale", scaler()))
+        steps.append(("scale", scaler))
     return steps

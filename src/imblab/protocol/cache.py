@@ -23,24 +23,22 @@ from pathlib import Path
 from typing import Any
 
 import joblib
-from omegaconf import DictConfig, OmegaConf
 
 import imblab
 
 _LIBS = ("scikit-learn", "imbalanced-learn", "lightgbm", "numpy")
 
 
-def fit_key(fingerprint: str, cfg: DictConfig, model_params: dict[str, Any] | None = None) -> str:
-    """Hash of the fit's inputs; identical inputs give the identical key."""
+def fit_key(fingerprint: str, inputs: dict[str, Any], model_params: dict[str, Any] | None = None) -> str:
+    """Hash of the fit's inputs; identical inputs give the identical key.
+
+    ``inputs``: plain-data config sections that determine the fit (split, preprocess, sampler, model
+    estimator, cv, seed): see ``imblab.experiment.FIT_INPUTS``.
+    """
     parts = {
         "data": fingerprint,
-        "split": OmegaConf.to_container(cfg.split, resolve=True),
-        "preprocess": OmegaConf.to_container(cfg.preprocess, resolve=True),
-        "sampler": OmegaConf.to_container(cfg.sampler, resolve=True),
-        "model": OmegaConf.to_container(cfg.model.estimator, resolve=True),
+        **inputs,
         "model_params": model_params or {},
-        "cv": OmegaConf.to_container(cfg.cv, resolve=True),
-        "seed": cfg.seed,
         "versions": {"imblab": imblab.__version__, **{lib: version(lib) for lib in _LIBS}},
     }
     blob = json.dumps(parts, sort_keys=True, default=str).encode()

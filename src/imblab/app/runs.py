@@ -6,10 +6,9 @@ import argparse
 from collections.abc import Sequence
 
 import pandas as pd
-from mlflow.tracking import MlflowClient
 
 from imblab.errors import ImblabError
-from imblab.tracking import TAG_ROLE, TAG_SWEEP, resolve_tracking_uri
+from imblab.tracking.query import load_runs
 
 DEFAULT_COLUMNS = (
     "cv_pr_auc",
@@ -26,42 +25,6 @@ DEFAULT_COLUMNS = (
     "test_fp",
     "test_fn",
 )
-
-
-def load_runs(
-    experiment: str, tracking_uri: str | None = None, sweep: str | None = None, include_failed: bool = False
-) -> pd.DataFrame:
-    """One row per training run (sweep parents excluded) with tags and all metrics as columns."""
-    uri = resolve_tracking_uri(tracking_uri)
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        names = [e.name for e in client.search_experiments()]
-        raise ImblabError(f"no MLflow experiment {experiment!r} in {uri}; experiments there: {names}")
-    filters = [f"tags.`{TAG_ROLE}` = 'run'"]
-    if sweep:
-        filters.append(f"tags.`{TAG_SWEEP}` = '{sweep}'")
-    if not include_failed:
-        filters.append("attributes.status = 'FINISHED'")
-    runs = client.search_runs(
-        [exp.experiment_id], " and ".join(filters), max_results=10000, order_by=["attributes.start_time DESC"]
-    )
-    rows = []
-    for r in runs:
-        row: dict[str, object] = {
-            "run_id": r.info.run_id,
-            "run_name": r.info.run_name,
-            "status": r.info.status,
-            "start_time": pd.Timestamp(r.info.start_time, unit="ms"),
-            "sampler": r.data.tags.get("sampler"),
-            "model": r.data.tags.get("model"),
-            "threshold_policy": r.data.tags.get("threshold_policy"),
-            "tuning": r.data.tags.get("tuning"),
-            "sweep_id": r.data.tags.get(TAG_SWEEP),
-        }
-        row.update(r.data.metrics)
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def main(argv: Sequence[str]) -> int:

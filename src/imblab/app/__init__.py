@@ -1,0 +1,1 @@
+"""The entry layer: the only code that sees argv and Hydra's config; one module per command."""

@@ -1,0 +1,3 @@
+"""``imblab predict`` (temporary shim)."""
+
+from imblab.serving import predict_main as main  # noqa: F401

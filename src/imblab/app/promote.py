@@ -1,0 +1,3 @@
+"""``imblab promote`` (temporary shim)."""
+
+from imblab.registry import promote_main as main  # noqa: F401

@@ -1,0 +1,3 @@
+"""``imblab serve`` (temporary shim)."""
+
+from imblab.serving import serve_main as main  # noqa: F401

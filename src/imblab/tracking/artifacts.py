@@ -1,0 +1,150 @@
+"""What a training run stores besides metrics, and how readers get it back.
+
+The layout (names in ``imblab.tracking.layout``) is written here and read here: compare, registry
+and serving never spell a path themselves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import mlflow
+import pandas as pd
+import yaml
+from matplotlib.figure import Figure
+from mlflow.entities import Run
+from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+from mlflow.exceptions import MlflowException
+
+from imblab.errors import ImblabError
+from imblab.tracking.layout import (
+    CONFIG_YAML,
+    CV_FOLDS_CSV,
+    METRICS_JSON,
+    OOF_SCORES,
+    PLOTS_DIR,
+    TEST_SCORES,
+    THRESHOLD_JSON,
+)
+
+
+def threshold_record(
+    policy: str,
+    params: dict[str, float],
+    threshold: float,
+    objective: float,
+    feasible: bool,
+    detail: str,
+    costs: dict[str, float],
+    chosen_on: str,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The content of ``threshold.json``: the one description of a frozen threshold and why."""
+    return {
+        "policy": policy,
+        "params": params,
+        "threshold": threshold,
+        "objective": objective,
+        "feasible": feasible,
+        "detail": detail,
+        "costs": costs,
+        "chosen_on": chosen_on,
+        **extra,
+    }
+
+
+def log_parquet(frame: pd.DataFrame, artifact_path: str) -> None:
+    """One Parquet artifact on the active run (MLflow has no in-memory writer for Parquet)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / Path(artifact_path).name
+        frame.to_parquet(local, index=False)
+        mlflow.log_artifact(str(local), artifact_path=str(Path(artifact_path).parent) or None)
+
+
+def log_run_artifacts(
+    config: dict[str, Any],
+    oof: pd.DataFrame,
+    test: pd.DataFrame,
+    folds: pd.DataFrame,
+    metrics: dict[str, dict[str, float]],
+    threshold: dict[str, Any],
+    figures: dict[str, Figure],
+) -> None:
+    """Everything a training run stores besides the model: scores, config, metrics, threshold, plots."""
+    log_parquet(oof, OOF_SCORES)
+    log_parquet(test, TEST_SCORES)
+    mlflow.log_text(folds.to_csv(index=False), CV_FOLDS_CSV)
+    mlflow.log_dict(config, CONFIG_YAML)
+    mlflow.log_dict(metrics, METRICS_JSON)
+    mlflow.log_dict(threshold, THRESHOLD_JSON)
+    log_figures(figures, PLOTS_DIR)
+
+
+def log_figures(figures: dict[str, Figure], folder: str) -> None:
+    """Each figure as ``<folder>/<name>.png`` on the active run; figures are closed afterwards."""
+    for name, fig in figures.items():
+        mlflow.log_figure(fig, f"{folder}/{name}.png", save_kwargs={"dpi": 110})
+        plt.close(fig)
+
+
+@contextlib.contextmanager
+def quiet_downloads() -> Iterator[None]:
+    """No per-file progress bars while fetching small artifacts (unless the user set the variable)."""
+    name = MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
+
+
+def _missing(run: Run, what: str, exc: Exception) -> ImblabError:
+    return ImblabError(
+        f"run {run.info.run_id} ({run.info.run_name}) has no {what} artifact ({exc}); it was not logged "
+        "by `imblab train` (another tool or an older imblab): retrain it with imblab or leave it out"
+    )
+
+
+def read_config(run: Run) -> dict[str, Any]:
+    """The resolved config a training run logged (``config.yaml``) as plain data."""
+    with quiet_downloads():
+        try:
+            text = mlflow.artifacts.load_text(f"{run.info.artifact_uri.rstrip('/')}/{CONFIG_YAML}")
+        except (MlflowException, OSError) as exc:
+            raise _missing(run, CONFIG_YAML, exc) from None
+    config = yaml.safe_load(text)
+    if not isinstance(config, dict):
+        raise ImblabError(f"{CONFIG_YAML} of run {run.info.run_id} is not a mapping")
+    return config
+
+
+def read_threshold(run: Run) -> dict[str, Any]:
+    """The run's ``threshold.json`` (policy, threshold, costs, ...)."""
+    with quiet_downloads():
+        try:
+            return mlflow.artifacts.load_dict(f"{run.info.artifact_uri.rstrip('/')}/{THRESHOLD_JSON}")
+        except (MlflowException, OSError, ValueError) as exc:
+            raise _missing(run, THRESHOLD_JSON, exc) from None
+
+
+def read_scores(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(out-of-fold, test)`` score frames of a training run, downloaded in one call."""
+    root = run.info.artifact_uri.rstrip("/")
+    folder = Path(OOF_SCORES).parent.as_posix()
+    with tempfile.TemporaryDirectory(prefix="imblab-scores-") as tmp, quiet_downloads():
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"{root}/{folder}", dst_path=tmp))
+            oof = pd.read_parquet(local / Path(OOF_SCORES).name)
+            test = pd.read_parquet(local / Path(TEST_SCORES).name)
+        except (MlflowException, OSError, ValueError) as exc:
+            raise _missing(run, f"{OOF_SCORES} / {TEST_SCORES}", exc) from None
+    return oof, test

@@ -1,0 +1,41 @@
+"""Names that tie runs, artifacts and readers together: tags, roles and artifact paths.
+
+Writers (``imblab.tracking.artifacts``, ``imblab.experiment``) and readers (compare, registry,
+serving) import them from here only, so the layout of a run is defined once.
+"""
+
+from __future__ import annotations
+
+# Tags
+TAG_ROLE = "imblab.role"  # what a run is: one of the ROLE_* values
+TAG_SWEEP = "imblab.sweep_id"  # the parent run id of the sweep a job belongs to
+TAG_ERROR = "imblab.error"
+TAG_ERROR_TYPE = "imblab.error_type"
+TAG_COMMAND = "imblab.command"
+TAG_VERSION = "imblab.version"
+TAG_N_CHILDREN = "imblab.n_children"
+TAG_FIT_KEY = "imblab.fit_key"
+TAG_CACHE_HIT = "imblab.cache_hit"
+TAG_SOURCE_RUN = "imblab.source_run_id"  # a set-threshold run -> the training run it re-thresholds
+TAG_SOURCE_VERSION = "imblab.source_version"
+TAG_DATA_FINGERPRINT = "data_fingerprint"
+
+# Roles (values of TAG_ROLE)
+ROLE_RUN = "run"  # a training run: one frozen model
+ROLE_SWEEP = "sweep"  # a multirun's parent
+ROLE_TRIAL = "trial"  # one Optuna trial, nested under the run (or worker) that ran it
+ROLE_WORKER = "tune-worker"  # a tune-worker's own run
+ROLE_SET_THRESHOLD = "set_threshold"  # a re-thresholded model version's run
+
+# Artifacts of a training run
+MODEL_NAME = "model"  # the frozen pyfunc, log_model(name=...)
+CONFIG_YAML = "config.yaml"  # the resolved config
+METRICS_JSON = "metrics.json"
+THRESHOLD_JSON = "threshold.json"
+SCORES_DIR = "scores"
+OOF_SCORES = f"{SCORES_DIR}/oof_scores.parquet"  # row, fold, y_true, score
+TEST_SCORES = f"{SCORES_DIR}/test_scores.parquet"  # row, y_true, score, decision
+CV_FOLDS_CSV = f"{SCORES_DIR}/cv_folds.csv"
+PLOTS_DIR = "plots"
+REPORT_DIR = "report"  # a comparison report on a sweep's parent
+TUNING_DIR = "tuning"  # study summary, trials table and plots on a tuned run

@@ -1,0 +1,77 @@
+"""One tracked MLflow run: how it starts and ends, and what identifies it (command, commit, config)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.utils.git_utils import get_git_commit
+from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
+
+import imblab
+from imblab.tracking.layout import TAG_ERROR, TAG_ERROR_TYPE
+
+PARAM_LIMIT = 6000  # MLflow's param value limit
+TAG_LIMIT = 5000
+
+
+def flatten(config: dict[str, Any]) -> dict[str, str]:
+    """Nested plain config as ``{"model.estimator.n_estimators": "600", ...}`` (MLflow params)."""
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict) and node:
+            for key, value in node.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), value)
+        else:
+            text = json.dumps(node) if isinstance(node, list | dict) else str(node)
+            flat[prefix] = text[:PARAM_LIMIT]
+
+    walk("", config)
+    return flat
+
+
+def command_line() -> str:
+    return " ".join(["imblab", *sys.argv[1:]]) if sys.argv else "imblab"
+
+
+def git_tags() -> dict[str, str]:
+    """MLflow's own ``mlflow.source.git.commit``, resolved from imblab's source tree.
+
+    MLflow resolves it from the entry script, which is outside the checkout for an installed console
+    script; imblab's package directory is inside it whenever imblab runs from a checkout.
+    """
+    commit = get_git_commit(str(Path(imblab.__file__).resolve().parent))
+    return {MLFLOW_GIT_COMMIT: commit} if commit else {}
+
+
+@contextlib.contextmanager
+def tracked_run(
+    experiment_id: str, run_name: str, tags: dict[str, str], parent_run_id: str | None = None
+) -> Iterator[mlflow.ActiveRun]:
+    """An MLflow run that ends FINISHED, or FAILED/KILLED with the error recorded as tags.
+
+    Nothing is left RUNNING: whatever escapes the body terminates the run before re-raising.
+    """
+    run = mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=run_name,
+        tags={**git_tags(), **tags},
+        parent_run_id=parent_run_id,
+    )
+    try:
+        yield run
+    except BaseException as exc:
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        with contextlib.suppress(Exception):
+            mlflow.set_tags(
+                {TAG_ERROR: str(exc)[:TAG_LIMIT] or type(exc).__name__, TAG_ERROR_TYPE: type(exc).__name__}
+            )
+        mlflow.end_run(status)
+        raise
+    mlflow.end_run("FINISHED")
