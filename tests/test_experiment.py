@@ -1,4 +1,5 @@
-"""A training run against a real SQLite MLflow store: what it logs, what it freezes, how it fails."""
+"""A training run (``imblab.experiment``) against a real SQLite MLflow store: what it logs and freezes, how it
+fails, and that resampling only ever sees training rows."""
 
 from __future__ import annotations
 
@@ -12,18 +13,24 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import average_precision_score
 
-from imblab import runner
+from imblab.config.compose import experiment_from_config
 from imblab.data import make_synthetic
 from imblab.errors import ImblabError
+from imblab.experiment import RunOutcome, run_experiment
 from imblab.metrics import METRIC_NAMES
-from imblab.pipeline import SAMPLER_STEP, build_pipeline, predict_pipeline
-from imblab.protocol import holdout_split
+from imblab.pipeline import SAMPLER_STEP, model_of, predict_pipeline, sampler_of
+from imblab.protocol.split import holdout_split
 from tests.conftest import FAST, compose_config
+from tests.support.recording import recorded_fits
 
 
-def _run(tracking_uri: str, *overrides: str, base: tuple[str, ...] = FAST) -> runner.RunOutcome:
+def _experiment(*overrides: str):  # noqa: ANN202
+    return experiment_from_config(compose_config(*overrides))
+
+
+def _run(tracking_uri: str, *overrides: str, base: tuple[str, ...] = FAST) -> RunOutcome:
     cfg = compose_config(*base, f"tracking.uri={tracking_uri}", "tracking.experiment=t", *overrides)
-    return runner.run_experiment(cfg)
+    return run_experiment(experiment_from_config(cfg))
 
 
 def test_run_logs_params_metrics_tags_artifacts_and_one_model(tracking_uri: str) -> None:
@@ -42,7 +49,7 @@ def test_run_logs_params_metrics_tags_artifacts_and_one_model(tracking_uri: str)
 
     tags = run.data.tags
     assert tags["sampler"] == "smote" and tags["model"] == "lgbm" and tags["threshold_policy"] == "min_cost"
-    assert len(tags["data_fingerprint"]) == 16 and tags["imblab.git_commit"]
+    assert len(tags["data_fingerprint"]) == 16
     assert tags["imblab.command"].startswith("imblab")
 
     metrics = run.data.metrics
@@ -105,8 +112,8 @@ def test_threshold_is_chosen_without_test_labels(tracking_uri: str, tmp_path: Pa
     """Flip the test labels: the threshold and every CV number stay, only test metrics move."""
     ds = make_synthetic(n_samples=600, n_features=12, positive_rate=0.1, seed=3)
     frame = ds.X.assign(target=ds.y, ts=ds.timestamps)
-    cfg = compose_config("data=table", "split=time")  # the time split does not look at labels
-    test_rows = holdout_split(ds, cfg.split).test
+    spec = _experiment("data=table", "data.path=x.csv", "data.target=y", "split=time").split
+    test_rows = holdout_split(ds, spec).test  # the time split does not look at labels
     flipped = frame.copy()
     flipped.loc[test_rows, "target"] = 1 - flipped.loc[test_rows, "target"]
     outcomes = []
@@ -132,9 +139,9 @@ def test_threshold_is_chosen_without_test_labels(tracking_uri: str, tmp_path: Pa
 
 
 def test_sampler_is_skipped_at_predict_time() -> None:
-    cfg = compose_config(*FAST, "sampler=random_under")
+    pipeline = _experiment(*FAST, "sampler=random_under").pipeline
     ds = make_synthetic(n_samples=400, n_features=8, positive_rate=0.1, seed=1)
-    fitted = build_pipeline(cfg).fit(ds.X, ds.y)
+    fitted = pipeline.fit(ds.X, ds.y)
     # Under-sampling shrinks the training set, never the rows being predicted.
     assert len(fitted.predict_proba(ds.X)) == len(ds.X)
     frozen = predict_pipeline(fitted)
@@ -157,10 +164,9 @@ def test_policy_sweep_reuses_one_fit(tracking_uri: str) -> None:
 def test_class_weight_sampler_passes_balanced_weights(tracking_uri: str) -> None:
     out = _run(tracking_uri, "sampler=class_weight")
     assert out.test_metrics["n"] > 0
-    cfg = compose_config(*FAST, "sampler=class_weight")
-    assert build_pipeline(cfg).named_steps["model"].class_weight == "balanced"
+    assert model_of(_experiment(*FAST, "sampler=class_weight").pipeline).class_weight == "balanced"
     with pytest.raises(ImblabError, match="class_weight"):
-        build_pipeline(compose_config("sampler=class_weight", "model=easy_ensemble"))
+        _experiment("sampler=class_weight", "model=easy_ensemble")
 
 
 @pytest.mark.parametrize("model", ["logreg", "random_forest", "balanced_random_forest", "easy_ensemble"])
@@ -168,19 +174,42 @@ def test_every_model_runs(tracking_uri: str, model: str) -> None:
     small = {"logreg": [], "easy_ensemble": ["model.estimator.n_estimators=3"]}.get(
         model, ["model.estimator.n_estimators=20"]
     )
-    out = _run(
-        tracking_uri, f"model={model}", *small, base=tuple(o for o in FAST if not o.startswith("model"))
+    base = tuple(o for o in FAST if not o.startswith("model"))
+    out = _run(tracking_uri, f"model={model}", *small, base=base)
+    run = MlflowClient(tracking_uri).get_run(out.run_id)
+    assert run.data.tags["model"] == model
+    # A broken fit (constant or random scores) gets the base rate; every model must clearly beat it.
+    base_rate = out.test_metrics["tp"] + out.test_metrics["fn"]
+    assert out.test_metrics["pr_auc"] > 2 * base_rate / out.test_metrics["n"]
+    frozen = mlflow.pyfunc.load_model(out.model_uri).unwrap_python_model()
+    assert (
+        type(model_of(frozen.pipeline)).__name__
+        == type(model_of(_experiment(f"model={model}").pipeline)).__name__
     )
-    assert 0.0 <= out.test_metrics["pr_auc"] <= 1.0
 
 
 @pytest.mark.parametrize(
     "sampler",
     ["none", "random_over", "random_under", "smote_enn", "smote_tomek", "adasyn", "borderline_smote"],
 )
-def test_every_sampler_runs(tracking_uri: str, sampler: str) -> None:
+def test_every_sampler_runs_and_changes_the_class_balance(tracking_uri: str, sampler: str) -> None:
     out = _run(tracking_uri, f"sampler={sampler}")
-    assert out.test_metrics["n"] == 120
+    assert MlflowClient(tracking_uri).get_run(out.run_id).data.tags["sampler"] == sampler
+    # What the sampler does to a training set: oversamplers add minority rows, undersamplers and
+    # cleaners drop majority rows; none leaves it alone.
+    ds = make_synthetic(n_samples=600, n_features=12, positive_rate=0.1, seed=42)
+    step = sampler_of(_experiment(*FAST, f"sampler={sampler}").pipeline)
+    if step is None:
+        assert sampler == "none"
+        return
+    _, y_res = step.fit_resample(ds.X.to_numpy(), ds.y.to_numpy())
+    before, after = np.bincount(ds.y), np.bincount(y_res)
+    if sampler in ("random_under",):
+        assert after[1] == before[1] and after[0] < before[0]
+    elif sampler in ("smote_enn", "smote_tomek"):
+        assert after[1] > before[1]
+    else:
+        assert after[1] > before[1] and after[0] == before[0]
 
 
 @pytest.mark.parametrize("policy", ["precision_at_recall", "recall_at_precision"])
@@ -199,7 +228,7 @@ def test_failure_inside_a_run_marks_it_failed(tracking_uri: str) -> None:
         "data.positive_rate=0.1",
     )
     with pytest.raises(ImblabError, match="sampler 'smote' needs k_neighbors"):
-        runner.run_experiment(cfg)
+        run_experiment(experiment_from_config(cfg))
     runs = MlflowClient(tracking_uri).search_runs(
         [MlflowClient(tracking_uri).get_experiment_by_name("t").experiment_id]
     )
@@ -213,8 +242,61 @@ def test_mlflow_tracking_uri_env_wins_over_default_but_not_over_override(
 ) -> None:
     env_uri = f"sqlite:///{tmp_path / 'env-store' / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", env_uri)
-    out = runner.run_experiment(compose_config(*FAST, "tracking.experiment=t"))
+    out = run_experiment(_experiment(*FAST, "tracking.experiment=t"))
     assert MlflowClient(env_uri).get_run(out.run_id).info.status == "FINISHED"
     assert not (tmp_path / "mlruns").exists()
     out2 = _run(tracking_uri)  # explicit tracking.uri
     assert MlflowClient(tracking_uri).get_run(out2.run_id).info.status == "FINISHED"
+
+
+def test_resampling_sees_training_fold_rows_only(tracking_uri: str, tmp_path: Path) -> None:
+    """A sampler that records its rows: each fold fit sees exactly its fold's training rows, the final
+    fit all training rows, and no fit ever sees a validation row of its fold or a test row."""
+    ds = make_synthetic(n_samples=400, n_features=6, positive_rate=0.1, seed=7)
+    table = ds.X.assign(row_id=np.arange(len(ds.X), dtype=float), target=ds.y)
+    path = tmp_path / "rows.parquet"
+    table[["row_id", *ds.X.columns, "target"]].to_parquet(path)
+    log_path = tmp_path / "fits.jsonl"
+    out = _run(
+        tracking_uri,
+        "data=table",
+        f"data.path={path}",
+        "data.target=target",
+        "preprocess=none",  # keeps the row_id column intact as feature 0
+        "sampler=smote",
+        "sampler.estimator._target_=tests.support.recording.RecordingSampler",
+        f"+sampler.estimator.log_path={log_path}",
+        "+sampler.estimator.id_column=0",
+        "~sampler.estimator.k_neighbors",
+        "~sampler.estimator.random_state",
+        "cache.enabled=false",
+        base=tuple(o for o in FAST if not o.startswith(("data", "sampler"))),
+    )
+    oof, test = (
+        pd.read_parquet(
+            mlflow.artifacts.download_artifacts(
+                run_id=out.run_id, artifact_path=f"scores/{name}_scores.parquet", tracking_uri=tracking_uri
+            )
+        )
+        for name in ("oof", "test")
+    )
+    train_rows, test_rows = set(oof["row"]), set(test["row"])
+    folds = {k: set(part["row"]) for k, part in oof.groupby("fold")}
+    fits = recorded_fits(log_path)
+    assert len(fits) == len(folds) + 1  # one fit per fold and the final fit, nothing else
+    assert all(f.isdisjoint(test_rows) and f <= train_rows for f in fits)
+    assert fits[-1] == train_rows
+    assert sorted(map(sorted, fits[:-1])) == sorted(sorted(train_rows - va) for va in folds.values())
+
+
+def test_run_records_mlflow_git_commit_of_the_checkout(tracking_uri: str) -> None:
+    """MLflow's own git tag, resolved from imblab's source even though the cwd is a temp dir."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True)
+    if head.returncode != 0:
+        pytest.skip("not a git checkout")
+    out = _run(tracking_uri)
+    tags = MlflowClient(tracking_uri).get_run(out.run_id).data.tags
+    assert tags["mlflow.source.git.commit"] == head.stdout.strip()
