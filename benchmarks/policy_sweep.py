@@ -1,7 +1,7 @@
 """How much does a sweep over threshold policies cost? Target: 4 policies <= 1.3x one policy.
 
 Threshold policies do not change the fitted model, so ``imblab train -m threshold=a,b,c,d`` fits
-data+preprocess+sampler+model+CV once and reuses it (``imblab.cache``). This script times, as a
+data+preprocess+sampler+model+CV once and reuses it (``imblab.protocol.cache``). This script times, as a
 user would run them, in fresh stores and caches:
 
   1 policy : imblab train -m threshold=best_f1

@@ -19,6 +19,7 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from imblab.errors import ImblabError
+from imblab.pipeline import positive_proba
 
 DECISION = "decision"
 PROBABILITY = "probability"
@@ -74,8 +75,7 @@ class FrozenModel(mlflow.pyfunc.PythonModel):
         X = self.check_columns(frame)
         if np.isinf(X.to_numpy()).any():
             raise ImblabError("prediction input holds infinite values; replace them with NaN (missing)")
-        proba = self.pipeline.predict_proba(X)
-        return np.asarray(proba[:, list(self.pipeline.classes_).index(1)], dtype=float)
+        return positive_proba(self.pipeline, X)
 
     def decide(self, proba: np.ndarray, threshold: float | None = None) -> pd.DataFrame:
         t = self.threshold if threshold is None else float(threshold)
