@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.metrics import average_precision_score
 
 from imblab import runner
-from imblab.data import make_synthetic
+from imblab.data.synthetic import make_synthetic
 from imblab.errors import ImblabError
 from imblab.metrics import METRIC_NAMES
 from imblab.pipeline import SAMPLER_STEP, build_pipeline, predict_pipeline

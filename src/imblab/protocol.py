@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from imblab.data import Dataset
+from imblab.data.dataset import Dataset
 from imblab.errors import ImblabError
 from imblab.pipeline import build_pipeline, check_sampler_feasible
 

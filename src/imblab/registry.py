@@ -38,7 +38,7 @@ from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from imblab.data import Dataset
+from imblab.data.dataset import Dataset
 from imblab.errors import ImblabError
 from imblab.frozen import PROBABILITY, FrozenModel
 from imblab.metrics import LOWER_IS_BETTER, METRIC_NAMES, NOT_QUALITY, Costs, threshold_metrics

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import imblab
 from imblab.cache import FitCache, fit_key
-from imblab.data import Dataset
+from imblab.data.dataset import Dataset
 from imblab.errors import ImblabError
 from imblab.frozen import FrozenModel, model_signature, pip_requirements
 from imblab.metrics import Costs, threshold_metrics

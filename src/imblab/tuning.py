@@ -126,7 +126,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline as SkPipeline
 
-from imblab.data import Dataset
+from imblab.data.dataset import Dataset
 from imblab.errors import ImblabError
 from imblab.metrics import LOWER_IS_BETTER, METRIC_NAMES, NOT_QUALITY, Costs, threshold_metrics
 from imblab.pipeline import build, build_model, build_sampler, check_sampler_feasible
