@@ -15,7 +15,7 @@ from sklearn.metrics import average_precision_score
 from imblab import runner
 from imblab.data.synthetic import make_synthetic
 from imblab.errors import ImblabError
-from imblab.metrics import METRIC_NAMES
+from imblab.metrics.names import METRIC_NAMES
 from imblab.pipeline import SAMPLER_STEP, build_pipeline, predict_pipeline
 from imblab.protocol import holdout_split
 from tests.conftest import FAST, compose_config

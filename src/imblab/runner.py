@@ -25,7 +25,8 @@ from imblab.cache import FitCache, fit_key
 from imblab.data.dataset import Dataset
 from imblab.errors import ImblabError
 from imblab.frozen import FrozenModel, model_signature, pip_requirements
-from imblab.metrics import Costs, threshold_metrics
+from imblab.metrics.core import threshold_metrics
+from imblab.metrics.costs import Costs
 from imblab.pipeline import build, predict_pipeline
 from imblab.plots import confusion_matrix_figure, pr_roc_figure, threshold_curves_figure
 from imblab.protocol import FitResult, Split, fit_and_score, holdout_split
