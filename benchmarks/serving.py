@@ -116,7 +116,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     machine = platform.processor() or platform.machine()
     print(f"machine: {machine}, {os.cpu_count()} cores, python {platform.python_version()}")
 
-    from imblab.data import load_secom
+    from imblab.data.secom import load_secom
 
     X = load_secom(dir=args.secom_dir).X
     rng = np.random.default_rng(0)

@@ -103,7 +103,7 @@ def test_frozen_model_reproduces_logged_scores_in_a_fresh_process(tmp_path: Path
     script = textwrap.dedent(f"""
         import json, sys
         import mlflow, numpy as np, pandas as pd
-        from imblab.data import make_synthetic
+        from imblab.data.synthetic import make_synthetic
         mlflow.set_tracking_uri({tracking_uri!r})
         run_id = {run.info.run_id!r}
         (lm,) = mlflow.search_logged_models(
@@ -135,7 +135,7 @@ def test_prediction_input_with_missing_or_extra_columns_gets_a_schema_error(
     tmp_path: Path, tracking_uri: str
 ) -> None:
     from imblab.config.compose import experiment_from_config
-    from imblab.data import make_synthetic
+    from imblab.data.synthetic import make_synthetic
     from imblab.experiment import run_experiment
     from tests.conftest import compose_config
 
@@ -238,7 +238,7 @@ def test_end_to_end_on_secom(tmp_path: Path, tracking_uri: str, secom_dir: Path)
     assert 0.5 < m["test_roc_auc"] < 1.0 and 0.066 < m["test_pr_auc"] < 1.0  # better than chance, not perfect
     script = textwrap.dedent(f"""
         import mlflow, numpy as np, pandas as pd
-        from imblab.data import load_secom
+        from imblab.data.secom import load_secom
         mlflow.set_tracking_uri({tracking_uri!r})
         (lm,) = mlflow.search_logged_models(experiment_ids=[{run.info.experiment_id!r}], output_format="list")
         model = mlflow.pyfunc.load_model(lm.model_uri)
@@ -283,7 +283,7 @@ def test_time_split_on_secom_tests_on_the_last_lots(
             run_id=run.info.run_id, artifact_path="scores/test_scores.parquet", tracking_uri=tracking_uri
         )
     )
-    from imblab.data import load_secom
+    from imblab.data.secom import load_secom
 
     ts = load_secom(str(secom_dir)).timestamps
     assert len(scores) == 314

@@ -19,9 +19,12 @@ from mlflow.tracking import MlflowClient
 from sklearn.metrics import average_precision_score
 
 from imblab import cli, compare, report, runner
-from imblab.compare import BOOT_METRICS, bootstrap_table, check_same_test_set, load_sweep, weighted_metrics
+from imblab.compare import bootstrap_table, check_same_test_set, load_sweep
 from imblab.errors import ImblabError
-from imblab.metrics import Costs, threshold_metrics
+from imblab.metrics.bootstrap import weighted_metrics
+from imblab.metrics.core import threshold_metrics
+from imblab.metrics.costs import Costs
+from imblab.metrics.names import BOOT_METRICS
 from imblab.report import FILES
 from tests.conftest import FAST, compose_config
 

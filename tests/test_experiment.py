@@ -14,17 +14,17 @@ from mlflow.tracking import MlflowClient
 from sklearn.metrics import average_precision_score
 
 from imblab.config.compose import experiment_from_config
-from imblab.data import make_synthetic
+from imblab.data.synthetic import make_synthetic
 from imblab.errors import ImblabError
 from imblab.experiment import RunOutcome, run_experiment
-from imblab.metrics import METRIC_NAMES
+from imblab.metrics.names import METRIC_NAMES
 from imblab.pipeline import SAMPLER_STEP, model_of, predict_pipeline, sampler_of
 from imblab.protocol.split import holdout_split
 from tests.conftest import FAST, compose_config
 from tests.support.recording import recorded_fits
 
 
-def _experiment(*overrides: str):  # noqa: ANN202
+def _experiment(*overrides: str):
     return experiment_from_config(compose_config(*overrides))
 
 

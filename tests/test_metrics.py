@@ -1,4 +1,4 @@
-"""imblab.metrics against scikit-learn, hand-computed costs and a brute-force threshold sweep."""
+"""imblab.metrics.core / .costs against scikit-learn, hand-computed costs and a brute-force sweep."""
 
 from __future__ import annotations
 
@@ -23,17 +23,9 @@ from sklearn.metrics import (
 )
 
 from imblab.errors import ImblabError
-from imblab.metrics import (
-    METRIC_NAMES,
-    SWEEP_COLUMNS,
-    Costs,
-    confusion_counts,
-    expected_cost,
-    metrics_vs_threshold,
-    net_saving,
-    roi,
-    threshold_metrics,
-)
+from imblab.metrics.core import SWEEP_COLUMNS, confusion_counts, metrics_vs_threshold, threshold_metrics
+from imblab.metrics.costs import Costs, effective_costs, expected_cost, net_saving, roi
+from imblab.metrics.names import METRIC_NAMES
 from imblab.thresholds import candidate_thresholds
 
 COSTS = Costs(fn=7.0, fp=1.5, defect_value=12.0, inspection=0.75)
@@ -280,3 +272,19 @@ def test_metrics_vs_threshold_does_not_mutate_inputs() -> None:
     threshold_metrics(y, s, 0.3, COSTS)
     np.testing.assert_array_equal(y, y_copy)
     np.testing.assert_array_equal(s, s_copy)
+
+
+def test_confusion_counts_of_nothing_is_zero() -> None:
+    assert confusion_counts([], []) == (0, 0, 0, 0)
+
+
+def test_effective_costs_puts_policy_costs_on_top() -> None:
+    base = Costs(fn=5, fp=1, defect_value=10, inspection=1)
+    assert effective_costs(base, {}) == base
+    assert effective_costs(base, {"fn": 20, "fp": 2.5}) == Costs(
+        fn=20.0, fp=2.5, defect_value=10.0, inspection=1.0
+    )
+    with pytest.raises(ImblabError, match=r"\['cost_fn'\] are not cost fields"):
+        effective_costs(base, {"cost_fn": 20.0})
+    with pytest.raises(ImblabError, match=r"costs\.fn must be a finite number >= 0"):
+        effective_costs(base, {"fn": -1.0})

@@ -15,14 +15,15 @@ from mlflow.tracking import MlflowClient
 from conftest import FAST, compose_config
 from imblab import cli, runner
 from imblab.errors import ImblabError
-from imblab.metrics import Costs, threshold_metrics
+from imblab.metrics.core import threshold_metrics
+from imblab.metrics.costs import Costs
+from imblab.metrics.names import ranking_metric
 from imblab.registry import (
     CHALLENGER,
     CHAMPION,
     best_run,
     build_policy,
     load_frozen,
-    metric_direction,
     promote,
     set_threshold,
     use_stores,
@@ -48,12 +49,16 @@ def versions(client: MlflowClient) -> list[str]:
 
 
 def test_metric_direction_and_policy_flags() -> None:
-    assert metric_direction("test_pr_auc") == ("pr_auc", True)
-    assert metric_direction("cv_expected_cost") == ("expected_cost", False)
-    assert metric_direction("test_brier") == ("brier", False)
+    for name, base, higher in [
+        ("test_pr_auc", "pr_auc", True),
+        ("cv_expected_cost", "expected_cost", False),
+        ("test_brier", "brier", False),
+    ]:
+        parsed = ranking_metric(name)
+        assert (parsed.base, parsed.higher_is_better) == (base, higher)
     for bad in ("pr_auc", "test_threshold", "test_nope", "holdout_pr_auc"):
         with pytest.raises(ImblabError, match="cannot rank models"):
-            metric_direction(bad)
+            ranking_metric(bad)
     assert build_policy("min_cost", {"cost_fn": 20.0, "cost_fp": 1.0}) == MinCost(20.0, 1.0)
     with pytest.raises(ImblabError, match="--min-recall does not apply to policy 'min_cost'"):
         build_policy("min_cost", {"min_recall": 0.9})

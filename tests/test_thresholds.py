@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from imblab.errors import ImblabError
-from imblab.metrics import Costs
+from imblab.metrics.costs import Costs
 from imblab.thresholds import (
     POLICIES,
     BestF1,

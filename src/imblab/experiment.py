@@ -17,9 +17,9 @@ import pandas as pd
 
 import imblab
 from imblab.config.specs import Experiment
-from imblab.data import Dataset
+from imblab.data.dataset import Dataset
 from imblab.frozen import FrozenModel
-from imblab.metrics import threshold_metrics
+from imblab.metrics.core import threshold_metrics
 from imblab.pipeline import predict_pipeline, with_model_params
 from imblab.plots import confusion_matrix_figure, pr_roc_figure, threshold_curves_figure
 from imblab.protocol.cache import FitCache, fit_key

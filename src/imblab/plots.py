@@ -12,20 +12,27 @@ matplotlib.use("Agg")  # headless: runs on servers and in CI
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
-from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
 
-from imblab.metrics import Costs, confusion_counts, metrics_vs_threshold
+from imblab.metrics.core import metrics_vs_threshold, validate_labels
+from imblab.metrics.costs import Costs
+
+CLASS_LABELS = ["pass (0)", "fail (1)"]
 
 
 def confusion_matrix_figure(y_true: np.ndarray, scores: np.ndarray, threshold: float, title: str) -> Figure:
-    tn, fp, fn, tp = confusion_counts(y_true, (scores >= threshold).astype(int))
-    cm = np.array([[tn, fp], [fn, tp]])
+    """Counts at ``score >= threshold``, always 2x2 (``labels=[0, 1]``) even when a class is absent."""
+    y = validate_labels(y_true, "y_true")  # imblab's message for bad labels, not scikit-learn's
     fig, ax = plt.subplots(figsize=(4.2, 3.8))
-    ax.imshow(cm, cmap="Blues")
-    for (i, j), v in np.ndenumerate(cm):
-        ax.text(j, i, f"{v}", ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
-    ax.set_xticks([0, 1], ["pass (0)", "fail (1)"])
-    ax.set_yticks([0, 1], ["pass (0)", "fail (1)"])
+    ConfusionMatrixDisplay.from_predictions(
+        y,
+        (np.asarray(scores) >= threshold).astype(int),
+        labels=[0, 1],
+        display_labels=CLASS_LABELS,
+        cmap="Blues",
+        colorbar=False,
+        ax=ax,
+    )
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
     ax.set_title(f"{title}\nthreshold = {threshold:.4f}", fontsize=10)
@@ -37,10 +44,13 @@ def pr_roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], threshold: f
     """PR and ROC curves for each named (y_true, scores) pair, the chosen threshold marked."""
     fig, (ax_pr, ax_roc) = plt.subplots(1, 2, figsize=(10, 4.2))
     for label, (y, s) in curves.items():
-        prec, rec, _ = precision_recall_curve(y, s)
-        (line,) = ax_pr.plot(rec, prec, label=f"{label} (AP={average_precision_score(y, s):.3f})")
-        fpr, tpr, _ = roc_curve(y, s)
-        ax_roc.plot(fpr, tpr, color=line.get_color(), label=f"{label} (AUC={roc_auc_score(y, s):.3f})")
+        # Styled through the returned lines, not curve_kwargs, which scikit-learn < 1.8 lacks.
+        pr = PrecisionRecallDisplay.from_predictions(y, s, name=label, ax=ax_pr)
+        line = ax_pr.lines[-1]
+        line.set_label(f"{label} (AP={pr.average_precision:.3f})")
+        roc = RocCurveDisplay.from_predictions(y, s, name=label, ax=ax_roc)
+        ax_roc.lines[-1].set_color(line.get_color())
+        ax_roc.lines[-1].set_label(f"{label} (AUC={roc.roc_auc:.3f})")
         pred = s >= threshold
         tp = np.sum(pred & (y == 1))
         p_at = tp / max(pred.sum(), 1)
@@ -54,6 +64,7 @@ def pr_roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], threshold: f
     ax_pr.set(xlabel="recall", ylabel="precision", title=f"Precision-recall (● threshold {threshold:.3f})")
     ax_roc.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
     for ax in (ax_pr, ax_roc):
+        ax.set_aspect("auto")  # the displays make their axes square; two side by side fill the width
         ax.legend(fontsize=8)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)

@@ -38,10 +38,12 @@ from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from imblab.data import Dataset
+from imblab.data.dataset import Dataset
 from imblab.errors import ImblabError
 from imblab.frozen import PROBABILITY, FrozenModel
-from imblab.metrics import LOWER_IS_BETTER, METRIC_NAMES, NOT_QUALITY, Costs, threshold_metrics
+from imblab.metrics.core import threshold_metrics
+from imblab.metrics.costs import Costs
+from imblab.metrics.names import ranking_metric
 from imblab.pipeline import build
 from imblab.protocol import holdout_split
 from imblab.thresholds import POLICIES, ThresholdPolicy
@@ -76,18 +78,6 @@ def use_stores(tracking_uri: str | None) -> MlflowClient:
     would then silently keep using.
     """
     return MlflowClient(tracking_uri=use_tracking(tracking_uri))
-
-
-def metric_direction(metric: str) -> tuple[str, bool]:
-    """``(base metric, higher_is_better)`` of a ``cv_*`` / ``test_*`` metric name, or a clear error."""
-    prefix, _, base = metric.partition("_")
-    if prefix not in ("cv", "test") or base not in METRIC_NAMES or base in NOT_QUALITY:
-        choices = [m for m in METRIC_NAMES if m not in NOT_QUALITY]
-        raise ImblabError(
-            f"--metric {metric!r} cannot rank models; use test_<m> or cv_<m> with <m> one of {choices} "
-            "(e.g. test_pr_auc; expected_cost, brier, fp and fn count as lower-is-better)"
-        )
-    return base, base not in LOWER_IS_BETTER
 
 
 def training_run(client: MlflowClient, run_id: str) -> Run:
@@ -148,7 +138,7 @@ class Candidate:
 
 def best_run(client: MlflowClient, experiment: str, metric: str, sweep: str | None = None) -> Candidate:
     """The best FINISHED training run (sweep parents and set-threshold runs excluded) with a model."""
-    _, higher = metric_direction(metric)
+    higher = ranking_metric(metric).higher_is_better
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         names = [e.name for e in client.search_experiments()]
@@ -418,7 +408,8 @@ def promote(
     if not math.isfinite(min_improvement):
         raise ImblabError(f"--min-improvement must be a finite number, got {min_improvement}")
     client = use_stores(tracking_uri)
-    base, higher = metric_direction(metric)
+    ranked = ranking_metric(metric)
+    base, higher = ranked.base, ranked.higher_is_better
     best = best_run(client, experiment, metric, sweep)
     existing = _existing_version(client, model_name, best.run_id)
     champion = current_champion(client, model_name)

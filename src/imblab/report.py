@@ -21,7 +21,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve
 from tabulate import tabulate
 
 from imblab.compare import Comparison, RunScores
-from imblab.metrics import confusion_counts, metrics_vs_threshold
+from imblab.metrics.core import confusion_counts, metrics_vs_threshold
 
 NICE = {
     "pr_auc": "PR-AUC",

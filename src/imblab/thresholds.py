@@ -6,7 +6,7 @@ are the config keys and every validation message names ``threshold.<key>``.
 
 A policy only ever sees the ``(y_true, y_score)`` passed to :meth:`ThresholdPolicy.choose` (the caller
 passes out-of-fold *training* scores), so the chosen threshold cannot leak test labels. Every policy
-evaluates all :func:`candidate_thresholds` at once through :func:`imblab.metrics.metrics_vs_threshold`
+evaluates all :func:`candidate_thresholds` at once through :func:`imblab.metrics.core.metrics_vs_threshold`
 (O(n log n)) instead of looping over thresholds in Python.
 
 Tie-break rule: among thresholds whose objective is optimal within ``REL_TOL`` (relative to the
@@ -26,7 +26,13 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from imblab.errors import ImblabError
-from imblab.metrics import Costs, _candidates, metrics_vs_threshold, validate_inputs, validate_scores
+from imblab.metrics.core import (
+    candidate_thresholds_of,
+    metrics_vs_threshold,
+    validate_inputs,
+    validate_scores,
+)
+from imblab.metrics.costs import Costs
 
 __all__ = [
     "POLICIES",
@@ -62,7 +68,7 @@ def candidate_thresholds(y_score: ArrayLike) -> NDArray[np.float64]:
     With ``score >= threshold`` these are exactly the distinct decisions available on ``y_score``:
     threshold ``s`` flags every row scoring ``>= s``, and the extra value flags none.
     """
-    return _candidates(validate_scores(y_score, "y_score"))
+    return candidate_thresholds_of(validate_scores(y_score, "y_score"))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ How a trial is scored
     fits only the model, fold by fold, and its value is the mean of the per-fold scores.
 
 Metric (``tuning.metric``)
-    Any metric of :data:`imblab.metrics.METRIC_NAMES` except ``n``, ``threshold`` and
+    Any metric of :data:`imblab.metrics.names.METRIC_NAMES` except ``n``, ``threshold`` and
     ``positive_rate``; ``brier``, ``expected_cost``, ``fp`` and ``fn`` are minimised, the others
     maximised. Threshold-free metrics (``pr_auc``, ``roc_auc``, ``brier``) are computed on each
     validation fold's scores. Threshold-dependent ones are computed on each validation fold at the
@@ -126,9 +126,11 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline as SkPipeline
 
-from imblab.data import Dataset
+from imblab.data.dataset import Dataset
 from imblab.errors import ImblabError
-from imblab.metrics import LOWER_IS_BETTER, METRIC_NAMES, NOT_QUALITY, Costs, threshold_metrics
+from imblab.metrics.core import threshold_metrics
+from imblab.metrics.costs import Costs
+from imblab.metrics.names import THRESHOLD_FREE_METRICS, tuning_metric
 from imblab.pipeline import build, build_model, build_sampler, check_sampler_feasible
 from imblab.preprocess import build_preprocess_steps
 from imblab.protocol import Split, cv_folds
@@ -136,7 +138,6 @@ from imblab.tracking import TAG_ERROR, TAG_ROLE
 
 log = logging.getLogger(__name__)
 
-THRESHOLD_FREE_METRICS = frozenset({"pr_auc", "roc_auc", "brier"})
 PRUNERS = ("none", "median", "percentile", "wilcoxon")
 
 # Trial user attributes written by imblab.
@@ -195,15 +196,9 @@ _LGBM_DATASET_PARAMS = frozenset(
 
 def metric_direction(metric: str, override: str | None = None) -> str:
     """``"maximize"`` or ``"minimize"`` for a tuning metric; ImblabError for names imblab cannot tune."""
-    tunable = [m for m in METRIC_NAMES if m not in NOT_QUALITY]
-    if metric in NOT_QUALITY:
-        raise ImblabError(
-            f"tuning.metric={metric} is not a quality measure and cannot be optimised; use one of {tunable}"
-        )
-    if metric not in METRIC_NAMES:
-        raise ImblabError(f"unknown tuning.metric={metric!r}; use one of {tunable}")
+    direction = tuning_metric(metric).direction  # the metric registry checks the name
     if override is None:
-        return "minimize" if metric in LOWER_IS_BETTER else "maximize"
+        return direction
     if override not in ("maximize", "minimize"):
         raise ImblabError(f"tuning.direction must be maximize, minimize or null, got {override!r}")
     return override

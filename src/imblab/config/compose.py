@@ -25,9 +25,9 @@ from imblab.config.specs import (
     TrackingSpec,
     TuningSpec,
 )
-from imblab.data import Dataset
+from imblab.data.dataset import Dataset
 from imblab.errors import ImblabError
-from imblab.metrics import Costs
+from imblab.metrics.costs import Costs, effective_costs
 from imblab.pipeline import assemble
 from imblab.preprocess import build_preprocess_steps
 from imblab.thresholds import ThresholdPolicy
@@ -152,7 +152,7 @@ def experiment_from_config(cfg: DictConfig | dict[str, Any]) -> Experiment:
     policy = build(_section(config, "threshold"), "threshold policy")
     if not isinstance(policy, ThresholdPolicy):
         raise ImblabError(f"threshold: {type(policy).__name__} is not an imblab threshold policy")
-    costs = Costs(**{**_section(config, "costs"), **policy.costs_override()})
+    costs = effective_costs(Costs(**_section(config, "costs")), policy.costs_override())
     cv = _section(config, "cv")
     cache = config.get("cache") or {}
     model = _section(config, "model")

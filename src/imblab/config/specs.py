@@ -16,7 +16,7 @@ from imblab.errors import ImblabError
 if TYPE_CHECKING:
     from imblearn.pipeline import Pipeline
 
-    from imblab.data import Dataset
+    from imblab.data.dataset import Dataset
     from imblab.metrics.costs import Costs
     from imblab.thresholds import ThresholdPolicy
 

@@ -20,7 +20,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 from imblab.config.specs import CVSpec
-from imblab.data import Dataset
+from imblab.data.dataset import Dataset
 from imblab.errors import ImblabError
 from imblab.pipeline import check_sampler_feasible, positive_proba
 from imblab.protocol.split import Split

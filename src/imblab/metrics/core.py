@@ -1,7 +1,8 @@
-"""Threshold-dependent classification metrics and business costs for imbalanced binary problems.
+"""Classification metrics of (labels, scores) at one threshold or at every threshold at once.
 
 Pure numpy/scikit-learn/pandas: no tracking, no I/O, so every function can be unit-tested against
-scikit-learn and reused by the threshold policies, the runner and the plots.
+scikit-learn and reused by the threshold policies, the runner, the reports and the plots. The money
+metrics come from :mod:`imblab.metrics.costs`, the names and directions from :mod:`imblab.metrics.names`.
 
 Conventions used everywhere in imblab:
 
@@ -15,84 +16,25 @@ Conventions used everywhere in imblab:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score
 
 from imblab.errors import ImblabError
-
-__all__ = [
-    "METRIC_NAMES",
-    "SWEEP_COLUMNS",
-    "Costs",
-    "confusion_counts",
-    "expected_cost",
-    "metrics_vs_threshold",
-    "net_saving",
-    "roi",
-    "threshold_metrics",
-    "validate_inputs",
-    "validate_labels",
-    "validate_scores",
-]
-
-
-@dataclass(frozen=True)
-class Costs:
-    """Business costs used to report expected cost and net saving/ROI.
-
-    All values are per lot and must be finite and >= 0; ints from a config are stored as floats.
-    """
-
-    fn: float = 5.0  # cost of a missed defect (false negative)
-    fp: float = 1.0  # cost of a false alarm (false positive)
-    defect_value: float = 10.0  # value of a caught defect (true positive)
-    inspection: float = 1.0  # cost of one inspection (every predicted-positive lot is inspected)
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            # bool is an int subclass; a YAML `true` here is a config mistake, not a cost of 1.
-            if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-                raise ImblabError(f"costs.{f.name} must be a number >= 0, got {value!r}")
-            if not math.isfinite(value) or value < 0:
-                raise ImblabError(f"costs.{f.name} must be a finite number >= 0, got {value!r}")
-            object.__setattr__(self, f.name, float(value))
-
-
-# Metrics where smaller is better; every other metric of METRIC_NAMES is better when larger.
-# Ranking (compare, promote) and tuning directions all read this one set.
-LOWER_IS_BETTER = frozenset({"brier", "expected_cost", "fp", "fn"})
-# Logged for bookkeeping, not quality: ranking, gating or tuning on them is meaningless.
-NOT_QUALITY = frozenset({"threshold", "n", "positive_rate"})
-
-METRIC_NAMES: tuple[str, ...] = (
-    "accuracy",
-    "precision",
-    "recall",
-    "specificity",
-    "f1",
-    "balanced_accuracy",
-    "roc_auc",
-    "pr_auc",
-    "mcc",
-    "g_mean",
-    "brier",
-    "tn",
-    "fp",
-    "fn",
-    "tp",
-    "expected_cost",
-    "net_saving",
-    "roi",
-    "threshold",
-    "n",
-    "positive_rate",
+from imblab.metrics.arrays import safe_div
+from imblab.metrics.costs import (
+    Costs,
+    expected_cost,
+    expected_cost_array,
+    net_saving,
+    net_saving_array,
+    roi,
+    roi_array,
 )
 
+# The columns of metrics_vs_threshold, in order.
 SWEEP_COLUMNS: tuple[str, ...] = (
     "threshold",
     "tn",
@@ -187,82 +129,35 @@ def _validate_threshold_values(thresholds: ArrayLike) -> NDArray[np.float64]:
     return arr
 
 
-def _candidates(scores: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Unique validated scores ascending, plus the next float above the max ("flag nothing").
+def candidate_thresholds_of(scores: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Unique *validated* scores ascending, plus the next float above the max ("flag nothing").
 
     Lives here rather than in ``thresholds`` so that ``metrics_vs_threshold`` can default to it
-    without an import cycle; ``thresholds.candidate_thresholds`` is the public entry point.
+    without an import cycle; ``thresholds.candidate_thresholds`` validates raw scores and calls it.
     """
     unique = np.unique(scores)
     return np.append(unique, np.nextafter(unique[-1], np.inf))
 
 
 # --------------------------------------------------------------------------------------------------
-# Counts and costs
+# Counts
 # --------------------------------------------------------------------------------------------------
 
 
 def confusion_counts(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[int, int, int, int]:
-    """Return ``(tn, fp, fn, tp)``; unlike sklearn's confusion_matrix it is always 2x2, even for one class."""
+    """Return ``(tn, fp, fn, tp)`` as ints, always from a 2x2 matrix, even when one class is absent.
+
+    scikit-learn's ``confusion_matrix`` with ``labels=[0, 1]`` does the counting (it would shrink to 1x1
+    without them); imblab's validation comes first so bad labels get imblab's messages.
+    """
     y = validate_labels(y_true, "y_true")
     p = validate_labels(y_pred, "y_pred")
     if y.shape[0] != p.shape[0]:
         raise ImblabError(f"y_true and y_pred must have the same length, got {y.shape[0]} and {p.shape[0]}")
-    # 2*y + p encodes the cell as 0=tn, 1=fp, 2=fn, 3=tp.
-    tn, fp, fn, tp = np.bincount(2 * y + p, minlength=4).tolist()
+    if y.shape[0] == 0:  # scikit-learn refuses empty input; zero counts are the honest answer
+        return 0, 0, 0, 0
+    tn, fp, fn, tp = confusion_matrix(y, p, labels=[0, 1]).ravel().tolist()
     return tn, fp, fn, tp
-
-
-def _safe_div(num: ArrayLike, den: ArrayLike, empty: float = 0.0) -> NDArray[np.float64]:
-    """Elementwise num/den with ``empty`` where den == 0 (no warnings, works on scalars and arrays)."""
-    num = np.asarray(num, dtype=np.float64)
-    den = np.asarray(den, dtype=np.float64)
-    out = np.full(np.broadcast(num, den).shape, empty, dtype=np.float64)
-    np.divide(num, den, out=out, where=den != 0)
-    return out
-
-
-def _gain(fp: ArrayLike, fn: ArrayLike, tp: ArrayLike, costs: Costs) -> NDArray[np.float64]:
-    """Total money gained versus not inspecting at all: caught value minus misses minus inspections."""
-    fp, fn, tp = (np.asarray(a, dtype=np.float64) for a in (fp, fn, tp))
-    return costs.defect_value * tp - costs.fn * fn - costs.inspection * (tp + fp)
-
-
-# The scalar public functions and the vectorised sweep share these helpers so the formulas exist once.
-def _expected_cost(
-    tn: ArrayLike, fp: ArrayLike, fn: ArrayLike, tp: ArrayLike, costs: Costs
-) -> NDArray[np.float64]:
-    n = np.asarray(tn) + np.asarray(fp) + np.asarray(fn) + np.asarray(tp)
-    return _safe_div(
-        costs.fn * np.asarray(fn, dtype=np.float64) + costs.fp * np.asarray(fp, dtype=np.float64), n
-    )
-
-
-def _net_saving(
-    tn: ArrayLike, fp: ArrayLike, fn: ArrayLike, tp: ArrayLike, costs: Costs
-) -> NDArray[np.float64]:
-    n = np.asarray(tn) + np.asarray(fp) + np.asarray(fn) + np.asarray(tp)
-    return _safe_div(_gain(fp, fn, tp, costs), n)
-
-
-def _roi(tn: ArrayLike, fp: ArrayLike, fn: ArrayLike, tp: ArrayLike, costs: Costs) -> NDArray[np.float64]:
-    spend = costs.inspection * (np.asarray(tp, dtype=np.float64) + np.asarray(fp, dtype=np.float64))
-    return _safe_div(_gain(fp, fn, tp, costs), spend, empty=np.nan)
-
-
-def expected_cost(tn: int, fp: int, fn: int, tp: int, costs: Costs) -> float:
-    """Misclassification cost per lot: ``(costs.fn*FN + costs.fp*FP) / n`` (0.0 when n == 0)."""
-    return float(_expected_cost(tn, fp, fn, tp, costs))
-
-
-def net_saving(tn: int, fp: int, fn: int, tp: int, costs: Costs) -> float:
-    """Net saving per lot: ``(defect_value*TP - fn*FN - inspection*(TP+FP)) / n`` (0.0 when n == 0)."""
-    return float(_net_saving(tn, fp, fn, tp, costs))
-
-
-def roi(tn: int, fp: int, fn: int, tp: int, costs: Costs) -> float:
-    """Return on inspection spend: net gain / ``(inspection*(TP+FP))``; NaN when nothing is spent."""
-    return float(_roi(tn, fp, fn, tp, costs))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -273,7 +168,7 @@ def roi(tn: int, fp: int, fn: int, tp: int, costs: Costs) -> float:
 def threshold_metrics(
     y_true: ArrayLike, y_score: ArrayLike, threshold: float, costs: Costs
 ) -> dict[str, float]:
-    """All reported metrics at one threshold, keyed in ``METRIC_NAMES`` order.
+    """All reported metrics at one threshold, keyed in ``imblab.metrics.names.METRIC_NAMES`` order.
 
     Count-based metrics are computed from the confusion counts (same values as scikit-learn with
     ``zero_division=0``); ``balanced_accuracy`` averages the recall of the classes present in
@@ -287,10 +182,10 @@ def threshold_metrics(
     n = tn + fp + fn + tp
     pos, neg = tp + fn, tn + fp
 
-    precision = float(_safe_div(tp, tp + fp))
-    recall = float(_safe_div(tp, pos))
-    specificity = float(_safe_div(tn, neg))
-    f1 = float(_safe_div(2 * tp, 2 * tp + fp + fn))
+    precision = float(safe_div(tp, tp + fp))
+    recall = float(safe_div(tp, pos))
+    specificity = float(safe_div(tn, neg))
+    f1 = float(safe_div(2 * tp, 2 * tp + fp + fn))
     present_recalls = [r for r, count in ((recall, pos), (specificity, neg)) if count > 0]
     balanced_accuracy = float(np.mean(present_recalls))
     # Floats, not ints, so the four products cannot overflow on large data sets.
@@ -342,7 +237,7 @@ def metrics_vs_threshold(
     positive, so no per-threshold pass over the data is needed.
     """
     y, s = validate_inputs(y_true, y_score)
-    t = _candidates(s) if thresholds is None else _validate_threshold_values(thresholds)
+    t = candidate_thresholds_of(s) if thresholds is None else _validate_threshold_values(thresholds)
 
     order = np.argsort(s, kind="stable")
     s_sorted = s[order]
@@ -364,13 +259,13 @@ def metrics_vs_threshold(
             "fp": fp.astype(np.int64),
             "fn": fn.astype(np.int64),
             "tp": tp.astype(np.int64),
-            "precision": _safe_div(tp, tp + fp),
-            "recall": _safe_div(tp, np.full_like(tp, n_pos)),
-            "specificity": _safe_div(tn, np.full_like(tn, n_neg)),
-            "f1": _safe_div(2 * tp, 2 * tp + fp + fn),
-            "expected_cost": _expected_cost(tn, fp, fn, tp, costs),
-            "net_saving": _net_saving(tn, fp, fn, tp, costs),
-            "roi": _roi(tn, fp, fn, tp, costs),
+            "precision": safe_div(tp, tp + fp),
+            "recall": safe_div(tp, np.full_like(tp, n_pos)),
+            "specificity": safe_div(tn, np.full_like(tn, n_neg)),
+            "f1": safe_div(2 * tp, 2 * tp + fp + fn),
+            "expected_cost": expected_cost_array(tn, fp, fn, tp, costs),
+            "net_saving": net_saving_array(tn, fp, fn, tp, costs),
+            "roi": roi_array(tn, fp, fn, tp, costs),
         },
         columns=list(SWEEP_COLUMNS),
     )

@@ -1,0 +1,154 @@
+"""Generic CSV / Parquet tables with a binary target column, for data sets other than SECOM."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pandas.api.types import is_datetime64_any_dtype, is_numeric_dtype
+
+from imblab.data.dataset import TARGET_NAME, Dataset, py_scalar, sorted_values
+from imblab.errors import ImblabError
+
+TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+
+
+def load_table(
+    path: str,
+    target: str,
+    positive_label: str | int | float | None = None,
+    drop_columns: list[str] | None = None,
+    id_columns: list[str] | None = None,
+    timestamp_column: str | None = None,
+    name: str | None = None,
+) -> Dataset:
+    """Load a CSV (``.csv``, ``.csv.gz``) or Parquet (``.parquet``, ``.pq``) file as a binary Dataset.
+
+    ``target`` must have exactly two classes. 0/1, False/True and -1/1 targets map the larger value to 1;
+    any other pair (e.g. "pass"/"fail") needs ``positive_label``. ``id_columns`` and ``timestamp_column``
+    leave X and travel in ``ids`` / ``timestamps``; numeric features become float64.
+    """
+    p = Path(path).expanduser()
+    suffix = next((s for s in TABLE_SUFFIXES if p.name.lower().endswith(s)), None)
+    if suffix is None:
+        raise ImblabError(
+            f"cannot read {p}: unsupported file type; supported suffixes are {', '.join(TABLE_SUFFIXES)}."
+        )
+    if not p.is_file():
+        raise ImblabError(f"data file not found: {p} (resolved from {path!r}); check data.path.")
+    try:
+        df = pd.read_parquet(p) if suffix in (".parquet", ".pq") else pd.read_csv(p, low_memory=False)
+    except (OSError, ValueError, pd.errors.ParserError, ImportError) as e:
+        raise ImblabError(f"could not read {p} as {suffix[1:]}: {e}") from e
+    df = df.reset_index(drop=True)
+    columns = list(df.columns)
+
+    def need(cols: Iterable[str], what: str) -> None:
+        absent = [c for c in cols if c not in df.columns]
+        if absent:
+            raise ImblabError(
+                f"{what} {absent} not in {p}; available columns (first 20 of {len(columns)}): {columns[:20]}."
+            )
+
+    need([target], "target column")
+    drop_columns, id_columns = list(drop_columns or []), list(id_columns or [])
+    need(drop_columns, "data.drop_columns")
+    need(id_columns, "data.id_columns")
+    if timestamp_column is not None:
+        need([timestamp_column], "timestamp column")
+    special = [*drop_columns, *id_columns, *([timestamp_column] if timestamp_column else [])]
+    if target in special:
+        raise ImblabError(
+            f"target column '{target}' is also listed in drop_columns/id_columns/timestamp_column."
+        )
+
+    y = _binary_target(df[target], target, positive_label, p)
+    timestamps = _parse_timestamps(df[timestamp_column], timestamp_column, p) if timestamp_column else None
+    ids = df[id_columns].copy() if id_columns else None
+    X = df.drop(columns=[target, *special])
+    # Numeric features (ints, bools, nullable types) become float64 with NaN; anything else is left as is so
+    # that validate() can name it.
+    X = X.astype({c: np.float64 for c in X.columns if is_numeric_dtype(X[c])})
+
+    stem = p.name[: -len(suffix)]
+    ds = Dataset(name=name or stem, X=X, y=y, timestamps=timestamps, ids=ids)
+    ds.validate()
+    return ds
+
+
+def _binary_target(s: pd.Series, target: str, positive_label: Any, path: Path) -> pd.Series:
+    n_null = int(s.isna().sum())
+    if n_null:
+        rows = s.index[s.isna()][:5].tolist()
+        raise ImblabError(
+            f"target column '{target}' in {path} has {n_null} missing values (first data rows, 0-based: "
+            f"{rows}); drop those rows before loading, imblab does not guess labels."
+        )
+    values = sorted_values([py_scalar(v) for v in pd.unique(s)])
+    if len(values) == 1:
+        raise ImblabError(
+            f"target column '{target}' has only one class ({values[0]!r}) in {len(s)} rows; imbalanced "
+            "classification needs both classes. Check that this is the right column and file."
+        )
+    if len(values) > 2:
+        shown = values[:10] + (["..."] if len(values) > 10 else [])
+        raise ImblabError(
+            f"target column '{target}' has {len(values)} distinct values {shown}; imblab needs a binary "
+            "target. Map it to two classes before loading (e.g. defect vs. no defect)."
+        )
+    if positive_label is None:
+        if set(values) in ({0, 1}, {-1, 1}):  # also matches {False, True} and {0.0, 1.0}
+            positive = max(values)
+        else:
+            raise ImblabError(
+                f"target column '{target}' has values {values}; set positive_label to the one that marks the "
+                f"positive (rare) class, e.g. data.positive_label={values[0]}."
+            )
+    else:
+        positive = _match_label(values, positive_label, target)
+    return pd.Series((s == positive).to_numpy(dtype=np.int64), name=TARGET_NAME)
+
+
+def _match_label(values: list[Any], label: Any, target: str) -> Any:
+    """Find ``label`` among the target values, leniently: YAML may give 1 for "1" or "1" for 1.0."""
+    for same in (
+        lambda v: type(v) is type(label) and v == label,
+        lambda v: v == label,
+        lambda v: _as_float(v) is not None and _as_float(v) == _as_float(label),
+        lambda v: str(v) == str(label),
+    ):
+        hits = [v for v in values if same(v)]
+        if len(hits) == 1:
+            return hits[0]
+    raise ImblabError(
+        f"positive_label {label!r} is not one of the values of target column '{target}': {values}; "
+        "set data.positive_label to one of them."
+    )
+
+
+def _as_float(v: Any) -> float | None:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _parse_timestamps(s: pd.Series, column: str, path: Path) -> pd.Series:
+    if not is_datetime64_any_dtype(s):
+        if is_numeric_dtype(s):
+            raise ImblabError(
+                f"timestamp column '{column}' in {path} is numeric ({s.dtype}); store it as ISO 8601 text "
+                "or a datetime column so its unit is unambiguous."
+            )
+        try:
+            # ISO 8601 only: formats like 01/02/2008 are ambiguous (day/month) and silently mis-order time.
+            s = pd.to_datetime(s, format="ISO8601")
+        except (ValueError, TypeError) as e:
+            raise ImblabError(
+                f"timestamp column '{column}' in {path} is not ISO 8601 (e.g. 2008-07-19 11:55:00): {e}. "
+                "Convert it before loading."
+            ) from e
+    return s.copy()
