@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from imblab.cli import conf_dir
+from imblab.app.hydra import conf_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SECOM_DIR = Path(os.environ.get("IMBLAB_SECOM_DIR") or REPO.parent / "shared" / "data" / "secom")
