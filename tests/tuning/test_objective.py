@@ -43,6 +43,7 @@ def test_each_fold_is_reported_to_the_pruner(pruner: str) -> None:
             assert trial.value == pytest.approx(np.mean(scores)) and len(scores) == 3
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_what_is_reported_follows_from_the_pruners_class() -> None:
     assert reports_fold_values(optuna.pruners.WilcoxonPruner())
     assert reports_fold_values(optuna.pruners.NopPruner()) and reports_fold_values(None)
