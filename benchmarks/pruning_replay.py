@@ -15,6 +15,7 @@ different parameters afterwards. ``benchmarks/tuning_speed.py`` measures the liv
     python benchmarks/pruning_replay.py                          # record 50 trials (~15 min) and replay
     python benchmarks/pruning_replay.py --save /tmp/study.json   # keep the record
     python benchmarks/pruning_replay.py --load /tmp/study.json   # replay a saved record only
+    python benchmarks/pruning_replay.py --trials 2               # a smoke test (~1 min)
 """
 
 from __future__ import annotations
@@ -33,10 +34,14 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import optuna
-from hydra.utils import instantiate
 
-from imblab import tuning
-from imblab.protocol import holdout_split
+from imblab.config.compose import experiment_from_config
+from imblab.pipeline import model_of
+from imblab.protocol.split import holdout_split
+from imblab.tuning.folds import prepare_folds
+from imblab.tuning.objective import FoldScorer, Objective, reports_fold_values
+from imblab.tuning.study import open_session
+from imblab.tuning.trainers import LightGBMTrainer, _HalvesStopper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tuning_speed import REPO, compose_config
@@ -55,13 +60,13 @@ def stop_point(curve: list[float], patience: int) -> tuple[int, int]:
     return best_iter, len(curve)
 
 
-class RecordingTrainer(tuning.LightGBMTrainer):
+class RecordingTrainer(LightGBMTrainer):
     """imblab's LightGBM trainer that also records what each shorter patience would have done."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.records: list[dict[str, Any]] = []
-        self.scorer = tuning.FoldScorer("pr_auc", self.cfg)
+        self.scorer = FoldScorer("pr_auc")
 
     def fit_predict(self, k: int, params: dict[str, Any]) -> tuple[np.ndarray, int | None]:
         fold = self.folds[k]
@@ -76,7 +81,7 @@ class RecordingTrainer(tuning.LightGBMTrainer):
             num_boost_round=rounds,
             valid_sets=[half_a, half_b],
             valid_names=["a", "b"],
-            callbacks=[tuning._HalvesStopper(max(PATIENCES)), lgb.record_evaluation(curves)],
+            callbacks=[_HalvesStopper(max(PATIENCES)), lgb.record_evaluation(curves)],
         )
         cpu = time.process_time() - cpu
         a, b = fold.halves
@@ -105,15 +110,16 @@ class RecordingTrainer(tuning.LightGBMTrainer):
 
 def record(secom_dir: str, trials: int) -> list[list[dict[str, Any]]]:
     cfg = compose_config(
-        secom_dir, trials, ["tuning.pruner=none", f"tuning.early_stopping.patience={max(PATIENCES)}"]
+        secom_dir, trials, ["tuning/pruner=none", f"tuning.early_stopping.patience={max(PATIENCES)}"]
     )
-    dataset = instantiate(cfg.data)
-    split = holdout_split(dataset, cfg.split)
-    session = tuning.open_session(dataset, cfg)
-    folds = tuning.prepare_folds(dataset, split, cfg, early_stopping=True)
-    trainer = RecordingTrainer(cfg, folds, cfg.tuning.early_stopping)
-    objective = tuning.Objective(
-        session.specs, trainer, folds, tuning.FoldScorer("pr_auc", cfg), "none", trials
+    experiment = experiment_from_config(cfg)
+    dataset = experiment.load_data()
+    split = holdout_split(dataset, experiment.split)
+    session = open_session(experiment, dataset)
+    folds = prepare_folds(dataset, split, experiment, early_stopping=True)
+    trainer = RecordingTrainer(model_of(experiment.pipeline), folds, experiment.tuning.early_stopping)
+    objective = Objective(
+        session.specs, trainer, folds, trainer.scorer, trials, reports_fold_values(session.study.pruner)
     )
     started = time.perf_counter()
     for n in range(trials):

@@ -17,6 +17,7 @@ that other processes do not distort.
 
     python benchmarks/tuning_speed.py                     # 50 trials each, the issue's setting
     python benchmarks/tuning_speed.py --trials 10         # a quicker look
+    python benchmarks/tuning_speed.py --trials 2 --skip-baseline        # a smoke test (~1 min)
     python benchmarks/tuning_speed.py --skip-baseline tuning.n_jobs=2   # imblab on two threads
 
 Both run single-threaded by default (LightGBM n_jobs=1, tuning.n_jobs=1), so the ratio measures
@@ -27,7 +28,6 @@ two trials at a time; it is faster on two free cores but no longer reproducible 
 from __future__ import annotations
 
 import argparse
-import copy
 import logging
 import os
 import tempfile
@@ -42,15 +42,20 @@ import mlflow
 import numpy as np
 import optuna
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from sklearn.model_selection import cross_validate
 
-from imblab import tuning
-from imblab.cli import conf_dir
-from imblab.pipeline import build_pipeline
-from imblab.protocol import holdout_split
-from imblab.tracking import ensure_experiment, use_tracking
+from imblab.app.hydra import conf_dir
+from imblab.config.compose import experiment_from_config
+from imblab.config.specs import Experiment
+from imblab.pipeline import model_of, with_model_params
+from imblab.protocol.split import holdout_split
+from imblab.tracking.store import ensure_experiment, use_tracking
+from imblab.tuning.attrs import ATTR_FOLD_SCORES
+from imblab.tuning.folds import fold_positions
+from imblab.tuning.run import best_params, run_trials, trial_logger
+from imblab.tuning.space import parse_search_space
+from imblab.tuning.study import open_session
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -84,51 +89,58 @@ def se(scores: list[float]) -> float:
     return float(np.std(scores, ddof=1) / np.sqrt(len(scores)))
 
 
-def run_imblab(cfg: DictConfig, dataset: Any, split: Any) -> Result:
+def run_imblab(experiment: Experiment, dataset: Any, split: Any) -> Result:
     """imblab's tuning loop with per-trial MLflow child runs, timed from config to best trial."""
     with tempfile.TemporaryDirectory() as tmp:
         uri = use_tracking(f"sqlite:///{tmp}/mlflow.db")
-        experiment = ensure_experiment("tuning-speed", uri)
-        with mlflow.start_run(experiment_id=experiment, run_name="imblab-tuning") as run:
+        experiment_id = ensure_experiment("tuning-speed", uri)
+        with mlflow.start_run(experiment_id=experiment_id, run_name="imblab-tuning") as run:
             wall, cpu = time.perf_counter(), time.process_time()
-            session = tuning.open_session(dataset, cfg)
+            session = open_session(experiment, dataset)
             study = session.study
-            logger = tuning.TrialLogger(uri, experiment, run.info.run_id, study.study_name, session.metric)
-            tuning.run_trials(session, dataset, split, cfg, logger)
-            best, params = tuning.best_params(study)
+            logger = trial_logger(uri, experiment_id, run.info.run_id, session)
+            run_trials(session, dataset, split, experiment, logger)
+            best, params = best_params(study)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return Result(
         "imblab",
         wall,
         cpu,
         float(best.value),  # type: ignore[arg-type]
-        se(best.user_attrs[tuning.ATTR_FOLD_SCORES]),
+        se(best.user_attrs[ATTR_FOLD_SCORES]),
         params,
         Counter(t.state.name for t in study.trials),
     )
 
 
-def cv_scores(cfg: DictConfig, params: dict[str, Any], X: Any, y: np.ndarray, folds: list) -> list[float]:  # type: ignore[type-arg]
+def cv_scores(
+    experiment: Experiment,
+    params: dict[str, Any],
+    X: Any,
+    y: np.ndarray,
+    folds: list,  # type: ignore[type-arg]
+) -> list[float]:
     """The baseline's protocol: a fresh imblearn Pipeline cross-validated by scikit-learn."""
-    result = cross_validate(build_pipeline(cfg, params), X, y, cv=folds, scoring="average_precision")
+    pipeline = with_model_params(experiment.pipeline, params)
+    result = cross_validate(pipeline, X, y, cv=folds, scoring="average_precision")
     return [float(s) for s in result["test_score"]]
 
 
-def run_baseline(cfg: DictConfig, dataset: Any, split: Any, trials: int) -> Result:
+def run_baseline(experiment: Experiment, dataset: Any, split: Any, trials: int) -> Result:
     X = dataset.X.iloc[split.train]
     y = dataset.y.to_numpy()[split.train]
-    folds = tuning.fold_positions(y, cfg)
+    folds = fold_positions(y, experiment)
     # The search space of conf/model/lgbm.yaml, parsed and sampled as imblab does.
-    specs = tuning.parse_search_space(cfg.model.search_space, cfg.model)
+    specs = parse_search_space(experiment.search_space, model_of(experiment.pipeline), experiment.model_name)
 
     def objective(trial: optuna.Trial) -> float:
-        scores = cv_scores(cfg, {spec.name: spec.suggest(trial) for spec in specs}, X, y, folds)
+        scores = cv_scores(experiment, {spec.name: spec.suggest(trial) for spec in specs}, X, y, folds)
         trial.set_user_attr("fold_scores", scores)
         return float(np.mean(scores))
 
     wall, cpu = time.perf_counter(), time.process_time()
     study = optuna.create_study(
-        direction="maximize", sampler=optuna.samplers.TPESampler(seed=int(cfg.tuning.seed))
+        direction="maximize", sampler=optuna.samplers.TPESampler(seed=int(experiment.tuning.seed))
     )
     study.optimize(objective, n_trials=trials)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -153,27 +165,28 @@ def main() -> None:
     )
     parser.add_argument("--skip-baseline", action="store_true", help="time imblab only")
     parser.add_argument(
-        "overrides", nargs="*", help="extra Hydra overrides for both, e.g. tuning.pruner=none"
+        "overrides", nargs="*", help="extra Hydra overrides for both, e.g. tuning/pruner=none"
     )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     logging.basicConfig(level=logging.WARNING)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-    cfg = compose_config(args.secom_dir, args.trials, args.overrides)
-    dataset = instantiate(cfg.data)
-    split = holdout_split(dataset, cfg.split)
+    experiment = experiment_from_config(compose_config(args.secom_dir, args.trials, args.overrides))
+    spec = experiment.tuning
+    dataset = experiment.load_data()
+    split = holdout_split(dataset, experiment.split)
     print(
-        f"SECOM {dataset.X.shape[0]}x{dataset.X.shape[1]}, {len(split.train)} training rows, "
-        f"{cfg.tuning.folds} folds, {args.trials} trials each, {cfg.sampler.name} + {cfg.model.name}, "
-        f"imblab pruner={cfg.tuning.pruner}, early stopping={cfg.tuning.early_stopping.enabled}, "
-        f"n_jobs={cfg.tuning.n_jobs}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}",
+        f"SECOM {dataset.X.shape[0]}x{dataset.X.shape[1]}, {len(split.train)} training rows, {spec.folds} "
+        f"folds, {args.trials} trials each, {experiment.sampler_name} + {experiment.model_name}, "
+        f"imblab pruner={type(spec.pruner).__name__}, early stopping={spec.early_stopping.enabled}, "
+        f"n_jobs={spec.n_jobs}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}",
         flush=True,
     )
-    results = [run_imblab(cfg, dataset, split)]
+    results = [run_imblab(experiment, dataset, split)]
     print(f"imblab done in {results[0].wall:.0f}s", flush=True)
     if not args.skip_baseline:
-        results.append(run_baseline(cfg, dataset, split, args.trials))
+        results.append(run_baseline(experiment, dataset, split, args.trials))
     print()
     print(f"{'':10} {'wall s':>8} {'CPU s':>8} {'best CV PR-AUC':>15} {'SE (folds)':>11}  trials")
     for r in results:
@@ -198,14 +211,12 @@ def main() -> None:
     # and with a fresh one, which shows how much of each best value survives re-evaluation.
     print("\nwinners re-scored with the baseline's protocol (cross_validate, same folds), mean (SE):")
     X, y = dataset.X.iloc[split.train], dataset.y.to_numpy()[split.train]
-    folds = tuning.fold_positions(y, cfg)
-    seeds = (int(cfg.seed), int(cfg.seed) + 1)
+    folds = fold_positions(y, experiment)
+    seeds = (int(experiment.seed), int(experiment.seed) + 1)
     for r in results:
         cells = []
         for seed in seeds:
-            reseeded = copy.deepcopy(cfg)
-            OmegaConf.update(reseeded, "model.estimator.random_state", seed)
-            scores = cv_scores(reseeded, r.best_params, X, y, folds)
+            scores = cv_scores(experiment, {**r.best_params, "random_state": seed}, X, y, folds)
             cells.append(f"model seed {seed}: {np.mean(scores):.4f} ({se(scores):.4f})")
         print(f"  {r.name:9} " + "   ".join(cells))
 

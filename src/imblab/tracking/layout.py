@@ -19,6 +19,14 @@ TAG_CACHE_HIT = "imblab.cache_hit"
 TAG_SOURCE_RUN = "imblab.source_run_id"  # a set-threshold run -> the training run it re-thresholds
 TAG_SOURCE_VERSION = "imblab.source_version"
 TAG_DATA_FINGERPRINT = "data_fingerprint"
+# Tags of tuned runs, tune-worker runs and trial runs (written by imblab.tracking.trials)
+TAG_STUDY = "optuna.study_name"
+TAG_STORAGE = "optuna.storage"  # the study's storage URL, password masked
+TAG_STUDY_METRIC = "optuna.metric"
+TAG_STUDY_DIRECTION = "optuna.direction"
+TAG_TRIAL_NUMBER = "optuna.trial_number"
+TAG_TRIAL_STATE = "optuna.trial_state"  # COMPLETE | PRUNED | FAIL
+TAG_STUDY_RUN = "imblab.study_run_id"  # a tune-worker run -> the latest training run of its study
 
 # Roles (values of TAG_ROLE)
 ROLE_RUN = "run"  # a training run: one frozen model

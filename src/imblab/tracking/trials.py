@@ -1,0 +1,189 @@
+"""Tuning in MLflow: one nested run per Optuna trial, and the study's summary on the parent run.
+
+Takes plain records (``TrialRecord``, ``StudyRecord``) built by ``imblab.tuning.run``; the Optuna
+study itself is only read here for its trials table and plots.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import mlflow
+import numpy as np
+import optuna
+from matplotlib.figure import Figure
+from mlflow.entities import Metric, Param
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+from imblab.tracking.artifacts import log_figures
+from imblab.tracking.layout import (
+    ROLE_TRIAL,
+    TAG_ERROR,
+    TAG_ROLE,
+    TAG_STORAGE,
+    TAG_STUDY,
+    TAG_STUDY_DIRECTION,
+    TAG_STUDY_METRIC,
+    TAG_TRIAL_NUMBER,
+    TAG_TRIAL_STATE,
+    TUNING_DIR,
+)
+from imblab.tracking.runs import PARAM_LIMIT, TAG_LIMIT
+
+log = logging.getLogger(__name__)
+
+# Optuna trial state -> MLflow run status of the trial's run
+MLFLOW_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One finished trial, as plain values."""
+
+    number: int
+    state: str  # COMPLETE | PRUNED | FAIL
+    start: datetime | None
+    end: datetime | None
+    params: dict[str, Any]
+    fold_scores: list[float]
+    value: float | None = None  # COMPLETE trials only
+    n_estimators: int | None = None  # early-stopped rounds (LightGBM)
+    error: str | None = None
+
+
+def _ms(moment: datetime | None) -> int | None:
+    return int(moment.timestamp() * 1000) if moment is not None else None
+
+
+class TrialLogger:
+    """One nested MLflow run per finished trial (thread-safe: plain client calls, no fluent state)."""
+
+    def __init__(
+        self, tracking_uri: str, experiment_id: str, parent_run_id: str, study_name: str, metric: str
+    ) -> None:
+        self.client = MlflowClient(tracking_uri)
+        self.experiment_id = experiment_id
+        self.parent = parent_run_id
+        self.study_name = study_name
+        self.metric = metric
+
+    def log(self, trial: TrialRecord) -> None:
+        start, end = _ms(trial.start), _ms(trial.end) or int(time.time() * 1000)
+        tags = {
+            MLFLOW_PARENT_RUN_ID: self.parent,
+            TAG_ROLE: ROLE_TRIAL,
+            TAG_STUDY: self.study_name,
+            TAG_TRIAL_NUMBER: str(trial.number),
+            TAG_TRIAL_STATE: trial.state,
+        }
+        if trial.error is not None:
+            tags[TAG_ERROR] = trial.error[:TAG_LIMIT]
+        run = self.client.create_run(
+            self.experiment_id, start_time=start, tags=tags, run_name=f"trial-{trial.number}"
+        )
+        scores = [float(s) for s in trial.fold_scores]
+        metrics = [Metric(f"cv_fold_{self.metric}", s, end, k) for k, s in enumerate(scores)]
+        summary = {"duration_seconds": (end - (start or end)) / 1000, "folds_done": float(len(scores))}
+        if scores:
+            summary[f"cv_{self.metric}_fold_mean"] = float(np.mean(scores))
+        if len(scores) > 1:
+            summary[f"cv_{self.metric}_fold_se"] = float(np.std(scores, ddof=1) / math.sqrt(len(scores)))
+        if trial.state == "COMPLETE" and trial.value is not None:
+            summary["trial_value"] = float(trial.value)
+        if trial.n_estimators is not None:
+            summary["n_estimators_effective"] = float(trial.n_estimators)
+        metrics += [Metric(k, v, end, 0) for k, v in summary.items()]
+        params = [Param(k, str(v)[:PARAM_LIMIT]) for k, v in trial.params.items()]
+        self.client.log_batch(run.info.run_id, metrics=metrics, params=params)
+        self.client.set_terminated(run.info.run_id, MLFLOW_STATUS.get(trial.state, "FAILED"), end_time=end)
+
+
+@dataclass
+class StudyRecord:
+    """What a run's tuning came to, as plain values."""
+
+    name: str
+    storage: str  # password masked
+    metric: str
+    direction: str
+    counts: dict[str, int]  # trials by state name, whole study
+    seconds: float
+    ran_here: int
+    setup: dict[str, Any]
+    best_trial: int | None = None
+    best_value: float | None = None
+    best_params: dict[str, Any] = field(default_factory=dict)
+
+
+def log_study(study: optuna.Study, record: StudyRecord) -> None:
+    """Best parameters, counts, plots and the trial table on the active MLflow run."""
+    mlflow.set_tags(
+        {
+            TAG_STUDY: record.name,
+            TAG_STORAGE: record.storage,
+            TAG_STUDY_DIRECTION: record.direction,
+            TAG_STUDY_METRIC: record.metric,
+        }
+    )
+    metrics = {
+        "tuning_seconds": record.seconds,
+        "tuning_trials_run_here": float(record.ran_here),
+        "tuning_n_complete": float(record.counts.get("COMPLETE", 0)),
+        "tuning_n_pruned": float(record.counts.get("PRUNED", 0)),
+        "tuning_n_fail": float(record.counts.get("FAIL", 0)),
+    }
+    summary: dict[str, Any] = {
+        "study_name": record.name,
+        "storage": record.storage,
+        "metric": record.metric,
+        "direction": record.direction,
+        "counts": {state: n for state, n in record.counts.items() if n},
+    }
+    if record.best_trial is not None and record.best_value is not None:
+        metrics["tuning_best_value"] = float(record.best_value)
+        metrics["tuning_best_trial"] = float(record.best_trial)
+        mlflow.log_params({f"best_params.{k}": str(v) for k, v in record.best_params.items()})
+        summary.update(
+            best_trial=record.best_trial, best_value=record.best_value, best_params=record.best_params
+        )
+    mlflow.log_metrics(metrics)
+    mlflow.log_text(
+        json.dumps({**summary, "setup": record.setup}, indent=2, default=str), f"{TUNING_DIR}/study.json"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        frame = study.trials_dataframe(
+            attrs=("number", "state", "value", "datetime_start", "duration", "params", "user_attrs")
+        )
+        mlflow.log_text(frame.to_csv(index=False), f"{TUNING_DIR}/trials.csv")
+        log_figures(_study_figures(study), TUNING_DIR)
+
+
+def _study_figures(study: optuna.Study) -> dict[str, Figure]:
+    """Optuna's optimisation-history and parameter-importance plots (those that can be drawn)."""
+    from optuna.visualization import matplotlib as ovm
+
+    plots: dict[str, Callable[[optuna.Study], Any]] = {
+        "optimization_history": ovm.plot_optimization_history,
+        "param_importances": ovm.plot_param_importances,
+    }
+    figures = {}
+    for name, plot in plots.items():
+        try:
+            ax = plot(study)
+            figure = ax.figure if hasattr(ax, "figure") else np.ravel(ax)[0].figure
+            figure.tight_layout()
+        except Exception as exc:  # e.g. importances need two COMPLETE trials with varied parameters
+            log.info("skipped the %s plot: %s", name, exc)
+            continue
+        figures[name] = figure
+    return figures

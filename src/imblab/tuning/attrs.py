@@ -1,0 +1,19 @@
+"""What imblab writes into an Optuna storage besides Optuna's own records: user attribute names.
+
+Trials and studies outlive a process (resume, workers), so these names are a storage format: keep them.
+"""
+
+from __future__ import annotations
+
+# Trial user attributes
+ATTR_FOLD_SCORES = "imblab.fold_scores"  # the tuning metric of every fold done, in fold order
+ATTR_N_ESTIMATORS = "imblab.n_estimators"  # mean early-stopped rounds: the refit's n_estimators
+ATTR_WORKER = "imblab.worker"  # host:pid of the process that ran the trial
+ATTR_ERROR = "imblab.error"  # why a FAIL trial failed
+ATTR_SURPLUS = "imblab.surplus"  # started when the study already held n_trials: ran nothing
+
+# Study user attributes
+ATTR_SIGNATURE = "imblab.signature"  # hash of the setup: a study is only continued with the same one
+ATTR_SETUP = "imblab.setup"  # the setup itself, to name what differs
+ATTR_METRIC = "imblab.metric"
+ATTR_RUN_ID = "imblab.mlflow_run_id"  # the latest training run that tuned with this study

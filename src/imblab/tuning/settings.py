@@ -1,0 +1,46 @@
+"""Checks of the ``tuning`` settings before any data is read or any trial runs; clear errors only."""
+
+from __future__ import annotations
+
+from optuna.pruners import BasePruner
+
+from imblab.config.specs import TuningSpec, number, whole
+from imblab.errors import ImblabError
+from imblab.metrics.names import tuning_metric
+
+EARLY_STOPPING_METRICS = ("binary_logloss", "auc", "average_precision", "binary_error")
+MAX_CONSECUTIVE_FAILURES = 3  # failed trials in a row that stop a study
+
+
+def metric_direction(metric: str, override: str | None = None) -> str:
+    """``"maximize"`` or ``"minimize"`` for a tuning metric; ImblabError for names imblab cannot tune."""
+    direction = tuning_metric(metric).direction  # the metric registry checks the name
+    if override is None:
+        return direction
+    if override not in ("maximize", "minimize"):
+        raise ImblabError(f"tuning.direction must be maximize, minimize or null, got {override!r}")
+    return override
+
+
+def check(spec: TuningSpec) -> str:
+    """Every ``tuning.*`` value a study needs, checked at once; returns the optimisation direction."""
+    direction = metric_direction(spec.metric, spec.direction)
+    whole(spec.n_trials, "tuning.n_trials")
+    whole(spec.folds, "tuning.folds", minimum=2)
+    if spec.timeout is not None and number(spec.timeout, "tuning.timeout") <= 0:
+        raise ImblabError(f"tuning.timeout must be > 0 seconds or null, got {spec.timeout!r}")
+    if spec.n_jobs != -1:
+        whole(spec.n_jobs, "tuning.n_jobs (threads; -1 = one per CPU)")
+    if spec.pruner is not None and not isinstance(spec.pruner, BasePruner):
+        raise ImblabError(
+            f"tuning.pruner must build an Optuna pruner (optuna.pruners.*), got "
+            f"{type(spec.pruner).__name__}; use tuning/pruner=percentile, median, wilcoxon or none"
+        )
+    es = spec.early_stopping
+    if es.enabled:
+        whole(es.patience, "tuning.early_stopping.patience")
+        if es.metric not in EARLY_STOPPING_METRICS:
+            raise ImblabError(
+                f"tuning.early_stopping.metric must be one of {EARLY_STOPPING_METRICS}, got {es.metric!r}"
+            )
+    return direction

@@ -1,0 +1,107 @@
+"""``tuning.storage``: where a study lives (memory, SQLite or another SQL database, a journal file)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from imblab.errors import ImblabError
+
+JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
+
+
+def mask_url(url: str | None) -> str:
+    """The storage URL for logs and tags, password replaced by ``***``."""
+    if not url:
+        return "in-memory"
+    if "://" in url and not url.startswith("journal:"):
+        with contextlib.suppress(Exception):
+            from sqlalchemy.engine import make_url
+
+            return make_url(url).render_as_string(hide_password=True)
+    return url
+
+
+def journal_path(url: str) -> Path | None:
+    """The file of a journal storage URL (``journal:x.log``, ``journal:///abs/x.log``, ``x.log``)."""
+    if url.startswith("journal:"):
+        rest = url[len("journal:") :]
+        return Path(rest[2:] if rest.startswith("//") else rest)
+    if "://" not in url and url.endswith(JOURNAL_SUFFIXES):
+        return Path(url)
+    return None
+
+
+def open_storage(
+    url: str | None, heartbeat_interval: int | None = None
+) -> optuna.storages.BaseStorage | None:
+    """Optuna storage for ``tuning.storage`` (None = in-memory); ImblabError if it cannot be opened."""
+    if not url:
+        return None
+    shown = mask_url(url)
+    hint = (
+        "Check the URL (sqlite:///path.db, journal:path.log, postgresql://user:password@host/db), that its "
+        "directory is writable and, for a database server, that it is reachable"
+    )
+    journal = journal_path(url)
+    try:
+        if journal is not None:
+            from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+            if journal.is_dir():
+                raise IsADirectoryError(f"{journal} is a directory")
+            journal.parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(str(journal)))
+        if "://" not in url:
+            raise ImblabError(
+                f"tuning.storage={url!r} is not a storage URL; use sqlite:///path.db, journal:path.log "
+                "(or a path ending in .log), or a database URL such as postgresql://user:password@host/db"
+            )
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+        engine_kwargs: dict[str, Any] = {}
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                db = Path(parsed.database)
+                if db.is_dir():
+                    raise IsADirectoryError(f"{db} is a directory")
+                db.parent.mkdir(parents=True, exist_ok=True)
+            # Several worker processes write to one file: wait for the lock instead of failing.
+            engine_kwargs["connect_args"] = {"timeout": 60}
+        return _rdb_storage(url, engine_kwargs, heartbeat_interval)
+    except ImblabError:
+        raise
+    except ModuleNotFoundError as exc:
+        raise ImblabError(
+            f"cannot open the Optuna storage {shown}: its database driver is not installed ({exc}); install "
+            "it (e.g. pip install psycopg2-binary for PostgreSQL) or use sqlite:///path.db"
+        ) from None
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ImblabError(f"cannot open the Optuna storage {shown}: {reason}. {hint}") from None
+
+
+def _rdb_storage(url: str, engine_kwargs: dict[str, Any], heartbeat_interval: int | None) -> Any:
+    """RDBStorage, retried when workers starting together race to create its tables."""
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():  # heartbeat_interval is "experimental" since Optuna 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval
+                )
+        except (IntegrityError, OperationalError) as exc:
+            # The loser of the race sees a duplicate schema-version row or an existing table.
+            racing = isinstance(exc, IntegrityError) or "already exists" in str(exc) or "locked" in str(exc)
+            if not racing or attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")

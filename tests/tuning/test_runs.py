@@ -1,0 +1,109 @@
+"""A tuned training run in MLflow: nested trial runs, the parent's summary, the refitted frozen model."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from imblab.errors import ImblabError
+from imblab.experiment import run_experiment
+from imblab.tracking.layout import TAG_STORAGE, TAG_STUDY, TAG_TRIAL_NUMBER, TAG_TRIAL_STATE
+from imblab.tracking.trials import MLFLOW_STATUS
+from tests.tuning.common import experiment, trial_runs
+
+
+def test_tuned_run_logs_trials_as_nested_runs_and_a_reloadable_model(tracking_uri: str) -> None:
+    exp = experiment(
+        "tuning.n_trials=8",
+        "tuning.pruner.n_startup_trials=2",
+        "model.search_space.n_estimators.low=1",
+        f"tracking.uri={tracking_uri}",
+        "tracking.experiment=tune",
+    )
+    outcome = run_experiment(exp)
+    client = MlflowClient(tracking_uri)
+    parent = client.get_run(outcome.run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["tuning"] == "optuna"
+    assert parent.data.tags[TAG_STUDY].startswith("imblab-synthetic-smote-lgbm-pr_auc-")
+    assert parent.data.tags[TAG_STORAGE] == "in-memory"
+    assert parent.data.metrics["tuning_n_complete"] + parent.data.metrics["tuning_n_pruned"] == 8
+    best_params = {k.split(".", 1)[1] for k in parent.data.params if k.startswith("best_params.")}
+    assert set(exp.search_space) == best_params
+    artifacts = {a.path for a in client.list_artifacts(outcome.run_id, "tuning")}
+    assert {
+        "tuning/optimization_history.png",
+        "tuning/param_importances.png",
+        "tuning/trials.csv",
+        "tuning/study.json",
+    } <= artifacts
+
+    trials = trial_runs(tracking_uri, outcome.run_id)
+    assert len(trials) == 8
+    assert sorted(int(r.data.tags[TAG_TRIAL_NUMBER]) for r in trials) == list(range(8))
+    states = Counter(r.data.tags[TAG_TRIAL_STATE] for r in trials)
+    assert states["COMPLETE"] >= 2 and states["PRUNED"] >= 1, states
+    for r in trials:
+        state = r.data.tags[TAG_TRIAL_STATE]
+        assert r.info.status == MLFLOW_STATUS[state]
+        assert r.data.tags["imblab.role"] == "trial"
+        assert set(r.data.params) == best_params
+        assert r.data.metrics["duration_seconds"] >= 0
+        history = client.get_metric_history(r.info.run_id, "cv_fold_pr_auc")
+        assert len(history) == r.data.metrics["folds_done"] >= 1
+        if state == "COMPLETE":
+            assert len(history) == 3 and "trial_value" in r.data.metrics
+        else:
+            assert r.data.metrics["folds_done"] < 3 and "trial_value" not in r.data.metrics
+    best = max(
+        (r for r in trials if "trial_value" in r.data.metrics), key=lambda r: r.data.metrics["trial_value"]
+    )
+    assert parent.data.metrics["tuning_best_value"] == pytest.approx(best.data.metrics["trial_value"])
+    assert parent.data.metrics["tuning_best_trial"] == int(best.data.tags[TAG_TRIAL_NUMBER])
+    # The best trial's parameters, with early-stopped rounds, are what the run refitted.
+    tuned = {k.split(".", 1)[1]: v for k, v in parent.data.params.items() if k.startswith("best_params.")}
+    assert tuned["n_estimators"] == str(int(best.data.metrics["n_estimators_effective"]))
+    assert tuned["num_leaves"] == best.data.params["num_leaves"]
+
+    model = mlflow.pyfunc.load_model(outcome.model_uri)
+    frozen_model = model.unwrap_python_model().pipeline.named_steps["model"]
+    assert frozen_model.n_estimators == int(tuned["n_estimators"])
+    assert frozen_model.num_leaves == int(tuned["num_leaves"])
+    assert frozen_model.learning_rate == pytest.approx(float(tuned["learning_rate"]))
+    dataset = exp.load_data()
+    out = model.predict(dataset.X.iloc[:25])
+    assert list(out.columns) == ["decision", "probability"] and len(out) == 25
+    assert set(out["decision"].unique()) <= {0, 1}
+
+
+def test_failing_trials_are_recorded_and_stop_the_run_with_a_clear_error(tracking_uri: str) -> None:
+    exp = experiment(
+        "tuning.n_trials=6",
+        "+model.search_space.boosting_type={type: categorical, choices: [no_such_booster]}",
+        f"tracking.uri={tracking_uri}",
+        "tracking.experiment=tune",
+    )
+    with pytest.raises(ImblabError, match=r"3 trials in a row failed.*no_such_booster"):
+        run_experiment(exp)
+    client = MlflowClient(tracking_uri)
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("tune").experiment_id], "tags.`imblab.role` = 'run'"
+    )
+    assert run.info.status == "FAILED"
+    trials = trial_runs(tracking_uri, run.info.run_id)
+    assert len(trials) == 3
+    assert {r.info.status for r in trials} == {"FAILED"}
+    assert {r.data.tags[TAG_TRIAL_STATE] for r in trials} == {"FAIL"}
+    assert all("no_such_booster" in r.data.tags["imblab.error"] for r in trials)
+
+
+def test_a_bad_tuning_config_fails_the_run_without_trials(tracking_uri: str) -> None:
+    exp = experiment("tuning.metric=nope", f"tracking.uri={tracking_uri}", "tracking.experiment=bad")
+    with pytest.raises(ImblabError, match=r"unknown tuning\.metric"):
+        run_experiment(exp)
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("bad").experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]  # the run itself, no trial runs
