@@ -14,7 +14,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 
-from imblab.cli import conf_dir
+from imblab.app.hydra import conf_dir
 from tests.conftest import FAST
 
 
@@ -134,11 +134,12 @@ def test_frozen_model_reproduces_logged_scores_in_a_fresh_process(tmp_path: Path
 def test_prediction_input_with_missing_or_extra_columns_gets_a_schema_error(
     tmp_path: Path, tracking_uri: str
 ) -> None:
-    from imblab import runner
+    from imblab.config.compose import experiment_from_config
     from imblab.data import make_synthetic
+    from imblab.experiment import run_experiment
     from tests.conftest import compose_config
 
-    out = runner.run_experiment(compose_config(*FAST, f"tracking.uri={tracking_uri}"))
+    out = run_experiment(experiment_from_config(compose_config(*FAST, f"tracking.uri={tracking_uri}")))
     model = mlflow.pyfunc.load_model(out.model_uri)
     X = make_synthetic(n_samples=600, n_features=12, positive_rate=0.1, seed=42).X.head(3)
     assert len(model.predict(X)) == 3
