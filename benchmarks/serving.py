@@ -7,7 +7,7 @@ Trains a small SECOM model into a temporary MLflow store, promotes it to
   ``predict_proba`` in process vs. ``imblab serve`` (MLflow's scoring server, a real subprocess)
   over loopback HTTP with a keep-alive connection;
 * batch throughput (rows/s on ``--rows`` rows resampled from SECOM): bare ``predict_proba``,
-  ``imblab.serving.predict_frame`` (what ``imblab predict`` runs, incl. MLflow pyfunc and column
+  ``imblab.serving.batch.predict_frame`` (what ``imblab predict`` runs, incl. MLflow pyfunc and column
   checks), ``predict_file`` (Parquet in and out), and REST in chunks of ``--chunk`` rows (including
   client-side JSON encoding and decoding, as a real client pays it).
 
@@ -22,6 +22,7 @@ import json
 import math
 import os
 import platform
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -32,10 +33,16 @@ import numpy as np
 import pandas as pd
 from hydra import compose, initialize_config_dir
 
-from imblab import runner
-from imblab.cli import conf_dir
-from imblab.registry import load_frozen, promote
-from imblab.serving import payload, predict_file, predict_frame, serving
+from imblab.app.hydra import conf_dir
+from imblab.config.compose import experiment_from_config
+from imblab.experiment import run_experiment
+from imblab.registry.promote import promote
+from imblab.registry.versions import load_frozen
+from imblab.serving.batch import predict_file, predict_frame
+
+# The served model as a subprocess is a test helper, shared with the tests (tests/support).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.serving import payload, serving
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_URI = "models:/secom-defects@champion"
@@ -108,7 +115,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     start = time.perf_counter()
-    runner.run_experiment(cfg)
+    run_experiment(experiment_from_config(cfg))
     promote("bench", model_name="secom-defects", tracking_uri=uri)
     pyfunc, frozen = load_frozen(MODEL_URI)
     bare = frozen.pipeline  # fitted preprocess + model, as the frozen model holds it

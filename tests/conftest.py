@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from imblab.app.hydra import conf_dir
 
 REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / "src"
 SECOM_DIR = Path(os.environ.get("IMBLAB_SECOM_DIR") or REPO.parent / "shared" / "data" / "secom")
 
 # A small, fast configuration on synthetic data (seconds per run).
@@ -35,6 +36,14 @@ def compose_config(*overrides: str) -> DictConfig:
     """The training config exactly as ``imblab train <overrides>`` composes it."""
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         return compose("train", overrides=list(overrides))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _subprocesses_import_this_checkout() -> Iterator[None]:
+    """Subprocesses (``python -m imblab``, notebook kernels) import the code under test, not an install."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])))
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -18,14 +18,18 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import average_precision_score
 
-from imblab import cli, compare, report, runner
-from imblab.compare import bootstrap_table, check_same_test_set, load_sweep
+from imblab.app.main import main as imblab_main
+from imblab.config.compose import experiment_from_config
 from imblab.errors import ImblabError
+from imblab.experiment import run_experiment
 from imblab.metrics.bootstrap import weighted_metrics
 from imblab.metrics.core import threshold_metrics
 from imblab.metrics.costs import Costs
 from imblab.metrics.names import BOOT_METRICS
-from imblab.report import FILES
+from imblab.report import comparison
+from imblab.report.comparison import Sweep, bootstrap_table, check_same_test_set, load_sweep
+from imblab.report.files import log_report
+from imblab.report.render import FILES
 from tests.conftest import FAST, compose_config
 
 EXPERIMENT = "cmp"
@@ -70,11 +74,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> SweepStore:
 
 
 @pytest.fixture(scope="module")
-def sweep(store: SweepStore) -> compare.Sweep:
+def sweep(store: SweepStore) -> Sweep:
     return load_sweep(store.experiment, tracking_uri=store.uri)
 
 
-def test_load_sweep_defaults_to_the_latest_sweep(store: SweepStore, sweep: compare.Sweep) -> None:
+def test_load_sweep_defaults_to_the_latest_sweep(store: SweepStore, sweep: Sweep) -> None:
     assert sweep.sweep_id == store.sweep_id and sweep.experiment == EXPERIMENT
     assert {r.label for r in sweep.runs} == {f"{s} × lgbm × {p}" for s in SAMPLERS for p in POLICIES}
     assert sweep.name == f"{EXPERIMENT}-{store.sweep_id}"
@@ -92,10 +96,10 @@ def test_load_sweep_defaults_to_the_latest_sweep(store: SweepStore, sweep: compa
     assert (
         everything.sweep_id is None and len(everything.runs) == 4 and everything.name == f"{EXPERIMENT}-all"
     )
-    assert report.log_report(bootstrap_table(everything, n_boot=10), "unused") is None  # no parent to log on
+    assert log_report(bootstrap_table(everything, n_boot=10), "unused") is None  # no parent to log on
 
 
-def test_point_estimates_equal_logged_metrics_and_sklearn(sweep: compare.Sweep) -> None:
+def test_point_estimates_equal_logged_metrics_and_sklearn(sweep: Sweep) -> None:
     cmp = bootstrap_table(sweep, n_boot=20)
     y = sweep.y_test
     for row in cmp.table.itertuples():
@@ -114,7 +118,7 @@ def test_point_estimates_equal_logged_metrics_and_sklearn(sweep: compare.Sweep) 
     assert cmp.best_run_id == cmp.table["run_id"].iat[0] and cmp.table["is_best"].sum() == 1
 
 
-def test_cis_and_paired_comparison_match_a_direct_bootstrap(sweep: compare.Sweep) -> None:
+def test_cis_and_paired_comparison_match_a_direct_bootstrap(sweep: Sweep) -> None:
     n_boot, seed = 100, 7
     cmp = bootstrap_table(sweep, "test_pr_auc", n_boot=n_boot, seed=seed)
     y = sweep.y_test
@@ -150,7 +154,7 @@ def test_cis_and_paired_comparison_match_a_direct_bootstrap(sweep: compare.Sweep
         np.testing.assert_array_equal(cmp.samples[a]["pr_auc"], cmp.samples[b]["pr_auc"])
 
 
-def test_lower_is_better_metric_ranks_ascending(sweep: compare.Sweep) -> None:
+def test_lower_is_better_metric_ranks_ascending(sweep: Sweep) -> None:
     cmp = bootstrap_table(sweep, "expected_cost", n_boot=100)
     assert cmp.metric == "expected_cost" and not cmp.higher_is_better
     assert cmp.table["test_expected_cost"].is_monotonic_increasing
@@ -160,11 +164,9 @@ def test_lower_is_better_metric_ranks_ascending(sweep: compare.Sweep) -> None:
         assert row.p_beats_best == pytest.approx(np.mean(cmp.samples[row.run_id]["expected_cost"] < best))
 
 
-def test_chunked_resampling_gives_the_same_table(
-    sweep: compare.Sweep, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_chunked_resampling_gives_the_same_table(sweep: Sweep, monkeypatch: pytest.MonkeyPatch) -> None:
     whole = bootstrap_table(sweep, n_boot=90, seed=3)
-    monkeypatch.setattr(compare, "_MAX_CELLS", 7 * len(sweep.y_test))  # blocks of 7 resamples
+    monkeypatch.setattr(comparison, "_MAX_CELLS", 7 * len(sweep.y_test))  # blocks of 7 resamples
     chunked = bootstrap_table(sweep, n_boot=90, seed=3)
     pd.testing.assert_frame_equal(whole.table, chunked.table)
 
@@ -194,7 +196,7 @@ def test_compare_writes_every_format_and_logs_the_report_on_the_sweep(
     store: SweepStore, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["compare", "--experiment", EXPERIMENT, "--tracking-uri", store.uri, "--n-boot", "200"]
-    assert cli.main([*argv, "--format", "csv"]) == 0
+    assert imblab_main([*argv, "--format", "csv"]) == 0
     out = Path("reports") / f"{EXPERIMENT}-{store.sweep_id}"  # the default, under the cwd
     files = {fmt: out / name for fmt, name in FILES.items()}
     assert all(p.is_file() for p in files.values())
@@ -223,7 +225,7 @@ def test_compare_writes_every_format_and_logs_the_report_on_the_sweep(
     assert {*FILES.values(), "plots"} <= logged
 
     # --format html prints the report's path; --no-log / --output are honoured.
-    assert cli.main([*argv, "--format", "html", "--no-log", "-o", "elsewhere"]) == 0
+    assert imblab_main([*argv, "--format", "html", "--no-log", "-o", "elsewhere"]) == 0
     assert capsys.readouterr().out.strip() == str(Path("elsewhere") / "report.html")
 
 
@@ -243,7 +245,7 @@ def test_cli_subprocess_prints_the_same_numbers(store: SweepStore) -> None:
         np.testing.assert_allclose(printed[col], again[col], atol=1e-12, err_msg=col)
 
 
-def test_runs_on_different_test_sets_are_rejected(store: SweepStore, sweep: compare.Sweep) -> None:
+def test_runs_on_different_test_sets_are_rejected(store: SweepStore, sweep: Sweep) -> None:
     # Two loose runs (no sweep) in the module's store, on the same data but another split seed.
     # The quickest fits (no sampler, logistic regression): only the data and the split matter here.
     quick = [o for o in FAST if not o.startswith(("sampler", "model"))] + ["sampler=none", "model=logreg"]
@@ -255,7 +257,7 @@ def test_runs_on_different_test_sets_are_rejected(store: SweepStore, sweep: comp
             "tracking.log_model=false",
             *extra,
         )
-        runner.run_experiment(cfg)
+        run_experiment(experiment_from_config(cfg))
     with pytest.raises(ImblabError, match=r"different test sets \(split.seed: 42 vs 1\)"):
         load_sweep("loose", tracking_uri=store.uri)
 
@@ -283,7 +285,7 @@ def test_bad_input_gives_clear_errors(
         ("--sweep", "0" * 32): "no run '00000000000000000000000000000000'",
     }
     for args, message in cases.items():
-        assert cli.main([*base, *args]) == 2, args
+        assert imblab_main([*base, *args]) == 2, args
         err = capsys.readouterr().err
         assert err.startswith("imblab: error: ") and message in err, err
 
@@ -304,8 +306,11 @@ def test_bad_input_gives_clear_errors(
     older = sweep_with_one_job(1_000_000, "FINISHED")
     sweep_with_one_job(2_000_000, "FAILED")
     latest_failed = r"latest sweep of experiment 'hand-made'.*no FINISHED training runs"
-    with caplog.at_level(logging.WARNING, "imblab.compare"), pytest.raises(ImblabError, match=latest_failed):
+    with (
+        caplog.at_level(logging.WARNING, "imblab.report.comparison"),
+        pytest.raises(ImblabError, match=latest_failed),
+    ):
         load_sweep("hand-made", tracking_uri=store.uri)
     assert "leaving out 1 run(s) that did not finish" in caplog.text
-    with pytest.raises(ImblabError, match=r"lacks the stored scores imblab compare needs"):
+    with pytest.raises(ImblabError, match=r"has no scores/oof_scores.parquet / scores/test_scores.parquet"):
         load_sweep(sweep=older, tracking_uri=store.uri)

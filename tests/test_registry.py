@@ -12,32 +12,30 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import FAST, compose_config
-from imblab import cli, runner
+from imblab.app.main import main as imblab_main
+from imblab.config.compose import experiment_from_config
 from imblab.errors import ImblabError
+from imblab.experiment import RunOutcome, run_experiment
 from imblab.metrics.core import threshold_metrics
 from imblab.metrics.costs import Costs
 from imblab.metrics.names import ranking_metric
-from imblab.registry import (
-    CHALLENGER,
-    CHAMPION,
-    best_run,
-    build_policy,
-    load_frozen,
-    promote,
-    set_threshold,
-    use_stores,
-)
+from imblab.registry.gate import CHALLENGER, CHAMPION
+from imblab.registry.promote import best_run, promote
+from imblab.registry.threshold import build_policy, set_threshold
+from imblab.registry.versions import load_frozen
 from imblab.thresholds import MinCost
+from imblab.tracking.artifacts import read_scores
+from imblab.tracking.store import client_for
+from tests.conftest import FAST, compose_config
 
 NAME = "defects"
 # A deliberately poor model (one two-leaf tree: two distinct scores) that the FAST model beats.
 WEAK = ("model.estimator.n_estimators=1", "+model.estimator.num_leaves=2")
 
 
-def train(tracking_uri: str, *overrides: str) -> runner.RunOutcome:
+def train(tracking_uri: str, *overrides: str) -> RunOutcome:
     cfg = compose_config(*FAST, f"tracking.uri={tracking_uri}", "tracking.experiment=t", *overrides)
-    return runner.run_experiment(cfg)
+    return run_experiment(experiment_from_config(cfg))
 
 
 def aliases(client: MlflowClient) -> dict[str, str]:
@@ -68,7 +66,7 @@ def test_metric_direction_and_policy_flags() -> None:
 
 def test_first_promotion_dry_run_and_repeat(tracking_uri: str) -> None:
     out = train(tracking_uri)
-    client = use_stores(tracking_uri)
+    client = client_for(tracking_uri)
 
     # The real console entry point, as a user runs it: a dry run shows the decision, registers nothing.
     argv = ["promote", "--experiment", "t", "--model-name", NAME, "--dry-run", "--tracking-uri", tracking_uri]
@@ -100,7 +98,7 @@ def test_first_promotion_dry_run_and_repeat(tracking_uri: str) -> None:
 
 def test_gate_fails_keeps_champion_then_passes(tracking_uri: str) -> None:
     weak = train(tracking_uri, *WEAK)
-    client = use_stores(tracking_uri)
+    client = client_for(tracking_uri)
     assert promote("t", model_name=NAME, tracking_uri=tracking_uri).version == "1"
     strong = train(tracking_uri)
     assert strong.test_metrics["pr_auc"] > weak.test_metrics["pr_auc"]
@@ -135,7 +133,7 @@ def test_gate_fails_keeps_champion_then_passes(tracking_uri: str) -> None:
 
 def test_champion_on_other_data_needs_force(tracking_uri: str) -> None:
     train(tracking_uri, "data.seed=7")  # champion fitted on other rows than the challenger's data
-    client = use_stores(tracking_uri)
+    client = client_for(tracking_uri)
     promote("t", model_name=NAME, tracking_uri=tracking_uri)
     train(tracking_uri, "tracking.experiment=t2")
     with pytest.raises(ImblabError, match=r"other data or another split .*--force"):
@@ -149,7 +147,7 @@ def test_champion_on_other_data_needs_force(tracking_uri: str) -> None:
 
 def test_set_threshold_changes_only_the_threshold(tracking_uri: str) -> None:
     out = train(tracking_uri)
-    client = use_stores(tracking_uri)
+    client = client_for(tracking_uri)
     promote("t", model_name=NAME, tracking_uri=tracking_uri)
 
     change = set_threshold(
@@ -162,7 +160,7 @@ def test_set_threshold_changes_only_the_threshold(tracking_uri: str) -> None:
     assert change.version == "2" and change.source_version == "1"
     assert aliases(client) == {CHAMPION: "1", CHALLENGER: "1", "staging": "2"}
     # The threshold is MinCost(20, 1) on the training run's stored out-of-fold scores.
-    oof = pd.read_parquet(client.download_artifacts(out.run_id, runner.OOF_SCORES))
+    oof, _ = read_scores(client.get_run(out.run_id))
     expected = MinCost(20, 1).choose(oof["y_true"], oof["score"]).threshold
     assert change.new_threshold == expected != change.old_threshold
     assert change.old_threshold == out.choice.threshold
@@ -199,17 +197,15 @@ def test_set_threshold_changes_only_the_threshold(tracking_uri: str) -> None:
 
 
 def compose_and_load_x(tracking_uri: str) -> pd.DataFrame:
-    from hydra.utils import instantiate
-
-    return instantiate(compose_config(*FAST, f"tracking.uri={tracking_uri}").data).X
+    return experiment_from_config(compose_config(*FAST, f"tracking.uri={tracking_uri}")).load_data().X
 
 
 def test_cli_errors(tracking_uri: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["promote", "--experiment", "nope", "--tracking-uri", tracking_uri]) == 2
+    assert imblab_main(["promote", "--experiment", "nope", "--tracking-uri", tracking_uri]) == 2
     assert "no MLflow experiment 'nope'" in capsys.readouterr().err
-    assert cli.main(["promote", "--metric", "test_n", "--tracking-uri", tracking_uri]) == 2
+    assert imblab_main(["promote", "--metric", "test_n", "--tracking-uri", tracking_uri]) == 2
     assert "cannot rank models" in capsys.readouterr().err
-    assert cli.main(["promote", "--min-improvement", "nan", "--tracking-uri", tracking_uri]) == 2
+    assert imblab_main(["promote", "--min-improvement", "nan", "--tracking-uri", tracking_uri]) == 2
     assert "--min-improvement must be a finite number" in capsys.readouterr().err
     args = [
         "set-threshold",
@@ -219,9 +215,9 @@ def test_cli_errors(tracking_uri: str, capsys: pytest.CaptureFixture[str]) -> No
         "--tracking-uri",
         tracking_uri,
     ]
-    assert cli.main(args) == 2
+    assert imblab_main(args) == 2
     assert "not in the model registry" in capsys.readouterr().err
-    assert cli.main([*args, "--min-recall", "0.9"]) == 2
+    assert imblab_main([*args, "--min-recall", "0.9"]) == 2
     assert "--min-recall does not apply to policy 'best_f1'" in capsys.readouterr().err
-    assert cli.main(["set-threshold", "runs:/abc/model", "--policy", "best_f1"]) == 2
+    assert imblab_main(["set-threshold", "runs:/abc/model", "--policy", "best_f1"]) == 2
     assert "not a registered model URI" in capsys.readouterr().err

@@ -12,15 +12,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hydra.utils import instantiate
 from mlflow.tracking import MlflowClient
 
-from conftest import FAST, compose_config
-from imblab import cli, runner
+from imblab.app.main import main as imblab_main
+from imblab.config.compose import experiment_from_config
 from imblab.errors import ImblabError
+from imblab.experiment import run_experiment
 from imblab.frozen import FrozenModel
-from imblab.registry import load_frozen, promote
-from imblab.serving import invoke, payload, predict_file, serving
+from imblab.registry.promote import promote
+from imblab.registry.versions import load_frozen
+from imblab.serving.batch import predict_file
+from tests.conftest import FAST, compose_config
+from tests.support.serving import invoke, payload, serving
 
 NAME = "defects"
 CHAMPION_URI = f"models:/{NAME}@champion"
@@ -43,13 +46,15 @@ def _trained(tmp: Path, *overrides: str) -> Served:
     with pytest.MonkeyPatch.context() as mp:  # module-scoped: keep MLflow's env changes out of other tests
         for var in ("MLFLOW_TRACKING_URI", "IMBLAB_PARENT_RUN_ID", "IMBLAB_PARENT_TRACKING_URI"):
             mp.delenv(var, raising=False)
-        cfg = compose_config(
-            *overrides, f"tracking.uri={uri}", "tracking.experiment=t", f"cache.dir={tmp / 'cache'}"
+        experiment = experiment_from_config(
+            compose_config(
+                *overrides, f"tracking.uri={uri}", "tracking.experiment=t", f"cache.dir={tmp / 'cache'}"
+            )
         )
-        runner.run_experiment(cfg)
+        run_experiment(experiment)
         promote("t", model_name=NAME, tracking_uri=uri)
         _, frozen = load_frozen(CHAMPION_URI)
-        X = instantiate(cfg.data).X
+        X = experiment.load_data().X
     return Served(uri, frozen, X)
 
 
@@ -121,13 +126,13 @@ def test_server_rejects_bad_threshold_and_bad_json(server: str, fast: Served) ->
 
 def test_serve_refuses_unknown_model_and_busy_port(fast: Served, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["serve", f"models:/{NAME}@nope", "--tracking-uri", fast.tracking_uri]
-    assert cli.main(args) == 2
+    assert imblab_main(args) == 2
     assert "cannot fetch model models:/defects@nope" in capsys.readouterr().err
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = str(busy.getsockname()[1])
-        assert cli.main([*args[:2], "--port", port]) == 2
+        assert imblab_main([*args[:2], "--port", port]) == 2
     assert f"port {port} on 127.0.0.1 is in use" in capsys.readouterr().err
 
 

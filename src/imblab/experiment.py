@@ -21,10 +21,10 @@ from imblab.data.dataset import Dataset
 from imblab.frozen import FrozenModel
 from imblab.metrics.core import threshold_metrics
 from imblab.pipeline import predict_pipeline, with_model_params
-from imblab.plots import confusion_matrix_figure, pr_roc_figure, threshold_curves_figure
 from imblab.protocol.cache import FitCache, fit_key
 from imblab.protocol.cv import FitResult, fit_and_score, fold_metrics
 from imblab.protocol.split import Split, holdout_split
+from imblab.report.figures import confusion_matrix_figure, pr_roc_figure, threshold_curves_figure
 from imblab.thresholds import ThresholdChoice
 from imblab.tracking.artifacts import log_run_artifacts, threshold_record
 from imblab.tracking.layout import (

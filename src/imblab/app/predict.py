@@ -1,3 +1,51 @@
-"""``imblab predict`` (temporary shim)."""
+"""``imblab predict``: batch-score a CSV or Parquet file with a frozen model."""
 
-from imblab.serving import predict_main as main  # noqa: F401
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+
+from imblab.frozen import DECISION
+from imblab.serving.batch import OUTPUT_COLUMNS, predict_file
+
+
+def main(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="imblab predict",
+        description="Batch-score a CSV/Parquet file with a frozen model; output = id columns + decision + "
+        "probability, in input order.",
+    )
+    p.add_argument(
+        "model_uri", help="e.g. models:/secom-defects@champion, models:/<name>/<version>, runs:/..."
+    )
+    p.add_argument("input", help="input .csv / .csv.gz / .parquet")
+    p.add_argument("-o", "--output", required=True, help="output .csv / .csv.gz / .parquet")
+    p.add_argument(
+        "--id-columns",
+        default=None,
+        help="comma-separated columns to carry through (default: every input column that is not a model "
+        "feature); all other columns must be exactly the model's features",
+    )
+    p.add_argument("--threshold", type=float, default=None, help="override the model's frozen threshold")
+    p.add_argument("--batch-size", type=int, default=50_000, help="rows per model call (default 50000)")
+    p.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI or ./mlruns/mlflow.db")
+    args = p.parse_args(list(argv))
+    ids = None if args.id_columns is None else [c.strip() for c in args.id_columns.split(",") if c.strip()]
+    start = time.perf_counter()
+    out = predict_file(
+        args.model_uri,
+        args.input,
+        args.output,
+        id_columns=ids,
+        threshold=args.threshold,
+        batch_size=args.batch_size,
+        tracking_uri=args.tracking_uri,
+    )
+    seconds = time.perf_counter() - start
+    ids_out = [c for c in out.columns if c not in OUTPUT_COLUMNS]
+    print(
+        f"scored {len(out)} rows in {seconds:.1f}s -> {args.output} "
+        f"({int(out[DECISION].sum())} flagged; id columns {ids_out})"
+    )
+    return 0

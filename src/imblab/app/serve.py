@@ -1,3 +1,24 @@
-"""``imblab serve`` (temporary shim)."""
+"""``imblab serve``: a frozen model over REST with MLflow's scoring server (POST /invocations)."""
 
-from imblab.serving import serve_main as main  # noqa: F401
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from imblab.serving.server import serve
+
+
+def main(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="imblab serve",
+        description="Serve a frozen model over REST with MLflow's scoring server (POST /invocations).",
+    )
+    p.add_argument("model_uri", help="e.g. models:/secom-defects@champion")
+    p.add_argument("--port", type=int, default=5001)
+    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (loopback only)")
+    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    p.add_argument("--no-access-log", action="store_true", help="do not log every request")
+    p.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI or ./mlruns/mlflow.db")
+    args = p.parse_args(list(argv))
+    serve(args.model_uri, args.port, args.host, args.workers, args.tracking_uri, not args.no_access_log)
+    return 0

@@ -12,7 +12,7 @@ over a hundred times faster than a loop calling it (1000 resamples of SECOM's 31
 instead of 4 s per run). CIs are 95% percentile intervals; resamples in which a metric is undefined
 (a resample without positives has no PR-AUC) are left out of that metric's interval.
 
-No MLflow, no I/O: :mod:`imblab.compare` loads the runs and applies these functions.
+No MLflow, no I/O: :mod:`imblab.report.comparison` loads the runs and applies these functions.
 """
 
 from __future__ import annotations

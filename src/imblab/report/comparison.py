@@ -1,32 +1,20 @@
-"""``imblab compare``: a sweep's variants side by side, with bootstrap CIs and a paired comparison.
+"""A sweep's runs side by side: their stored scores, with bootstrap CIs and a paired comparison.
 
 Every run of a sweep is scored on the same test rows, so the rows are resampled *once* and the same
-resamples are reused for every variant: differences between variants are then paired, and the
+resamples are reused for every variant (``imblab.metrics.bootstrap`` describes the scheme): the
 fraction of resamples in which a variant beats the best run says whether a gap is more than noise.
-
-The resampling scheme and the vectorised metrics are in :mod:`imblab.metrics.bootstrap`; this module
-loads a sweep's runs and their stored scores from MLflow, builds the comparison table and runs the CLI.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import json
 import logging
 import math
-import os
-import re
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from mlflow.artifacts import download_artifacts
-from mlflow.entities import Experiment, Run
-from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from numpy.typing import NDArray
@@ -40,9 +28,10 @@ from imblab.metrics.bootstrap import (
     weighted_metrics,
 )
 from imblab.metrics.costs import Costs
-from imblab.metrics.names import METRICS, bootstrap_metric
-from imblab.runner import OOF_SCORES, TEST_SCORES, THRESHOLD_JSON
-from imblab.tracking import TAG_ROLE, TAG_SWEEP, resolve_tracking_uri
+from imblab.metrics.names import LOWER_IS_BETTER, bootstrap_metric
+from imblab.tracking.artifacts import read_scores, read_threshold
+from imblab.tracking.layout import ROLE_RUN, ROLE_SWEEP, TAG_DATA_FINGERPRINT, TAG_ROLE, TAG_SWEEP
+from imblab.tracking.store import client_for, find_experiment
 
 log = logging.getLogger(__name__)
 
@@ -117,22 +106,11 @@ class Sweep:
         return next(r for r in self.runs if r.run_id == run_id)
 
 
-def _experiment(client: MlflowClient, uri: str, name: str) -> Experiment:
-    exp = client.get_experiment_by_name(name)
-    if exp is None:
-        names = [e.name for e in client.search_experiments()]
-        raise ImblabError(
-            f"no MLflow experiment {name!r} in {uri}; experiments there: {names}. "
-            "Pass --experiment NAME (and --tracking-uri if the store is elsewhere)"
-        )
-    return exp
-
-
 def latest_sweep_id(client: MlflowClient, experiment_id: str) -> str | None:
     """The most recently started sweep parent run of the experiment, if any."""
     parents = client.search_runs(
         [experiment_id],
-        f"tags.`{TAG_ROLE}` = 'sweep'",
+        f"tags.`{TAG_ROLE}` = '{ROLE_SWEEP}'",
         max_results=1,
         order_by=["attributes.start_time DESC"],
     )
@@ -148,7 +126,7 @@ def _sweep_parent(client: MlflowClient, sweep_id: str) -> Run:
             "Pass the parent run id of a sweep (see `imblab runs`, column sweep_id)"
         ) from None
     role = parent.data.tags.get(TAG_ROLE)
-    if role != "sweep":
+    if role != ROLE_SWEEP:
         hint = f" it belongs to sweep {parent.data.tags[TAG_SWEEP]}." if TAG_SWEEP in parent.data.tags else ""
         raise ImblabError(
             f"run {sweep_id} is not a sweep parent ({TAG_ROLE}={role!r});{hint} "
@@ -164,53 +142,23 @@ def _label(tags: dict[str, str]) -> str:
     )
 
 
-@contextlib.contextmanager
-def _quiet_downloads() -> Iterator[None]:
-    """No per-file progress bars while fetching a sweep's small artifacts (unless the user set it)."""
-    name = MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name
-    if name in os.environ:
-        yield
-        return
-    os.environ[name] = "false"
-    try:
-        yield
-    finally:
-        os.environ.pop(name, None)
-
-
-def _load_run(uri: str, run: Run, label: str) -> RunScores:
-    run_id = run.info.run_id
-    with tempfile.TemporaryDirectory(prefix="imblab-compare-") as tmp, _quiet_downloads():
-        try:
-            # By the run's artifact URI: no further run lookup per file.
-            root = run.info.artifact_uri.rstrip("/")
-            folder = Path(download_artifacts(artifact_uri=f"{root}/scores", dst_path=tmp, tracking_uri=uri))
-            test = pd.read_parquet(folder / Path(TEST_SCORES).name)
-            oof = pd.read_parquet(folder / Path(OOF_SCORES).name)
-            info_path = download_artifacts(
-                artifact_uri=f"{root}/{THRESHOLD_JSON}", dst_path=tmp, tracking_uri=uri
-            )
-            info = json.loads(Path(info_path).read_text())
-        except (MlflowException, OSError, ValueError) as exc:
-            raise ImblabError(
-                f"run {run_id} ({run.info.run_name}) lacks the stored scores imblab compare needs "
-                f"({TEST_SCORES}, {OOF_SCORES}, {THRESHOLD_JSON}): {exc}. It was logged by another tool "
-                "or an older imblab; re-run it with `imblab train` or leave it out (--sweep ID)"
-            ) from None
+def _load_run(run: Run, label: str) -> RunScores:
+    oof, test = read_scores(run)
+    costs = read_threshold(run).get("costs", {})
     metrics = dict(run.data.metrics)
     # The logged metric keeps full float precision; the tag is a 6-digit rendering of it.
     threshold = metrics.get("test_threshold", float(run.data.tags.get("threshold", "nan")))
     if math.isnan(threshold):
-        raise ImblabError(f"run {run_id} has no test_threshold metric nor threshold tag; re-run it")
+        raise ImblabError(f"run {run.info.run_id} has no test_threshold metric nor threshold tag; re-run it")
     return RunScores(
-        run_id=run_id,
-        run_name=run.info.run_name or run_id,
+        run_id=run.info.run_id,
+        run_name=run.info.run_name or run.info.run_id,
         label=label,
         tags=dict(run.data.tags),
         params=dict(run.data.params),
         metrics=metrics,
         threshold=float(threshold),
-        costs=Costs(**info.get("costs", {})),
+        costs=Costs(**costs),
         oof=oof,
         test=test,
     )
@@ -226,23 +174,22 @@ def load_sweep(
     id and no ``experiment``, the experiment is the parent run's. Raises ImblabError when the runs
     were not all scored on the same test rows (a paired comparison needs that).
     """
-    uri = resolve_tracking_uri(tracking_uri)
-    client = MlflowClient(uri)
+    client = client_for(tracking_uri)
     sweep_id: str | None = None
     if sweep and sweep != ALL_RUNS:
         parent = _sweep_parent(client, sweep)
         sweep_id = parent.info.run_id
         exp = (
-            _experiment(client, uri, experiment)
+            find_experiment(client, experiment)
             if experiment
             else client.get_experiment(parent.info.experiment_id)
         )
     else:
-        exp = _experiment(client, uri, experiment or "imblab")
+        exp = find_experiment(client, experiment or "imblab")
         if sweep is None:
             sweep_id = latest_sweep_id(client, exp.experiment_id)
 
-    filters = [f"tags.`{TAG_ROLE}` = 'run'"]
+    filters = [f"tags.`{TAG_ROLE}` = '{ROLE_RUN}'"]
     if sweep_id:
         filters.append(f"tags.`{TAG_SWEEP}` = '{sweep_id}'")
     candidates = client.search_runs(
@@ -268,8 +215,8 @@ def load_sweep(
     for run, label in zip(found, labels, strict=True):
         if labels.count(label) > 1:  # e.g. repeated runs in all-runs mode
             label = f"{label} [{run.info.run_id[:7]}]"
-        runs.append(_load_run(uri, run, label))
-    result = Sweep(exp.name, exp.experiment_id, sweep_id, uri, runs)
+        runs.append(_load_run(run, label))
+    result = Sweep(exp.name, exp.experiment_id, sweep_id, client.tracking_uri, runs)
     check_same_test_set(result)
     return result
 
@@ -279,7 +226,7 @@ def check_same_test_set(sweep: Sweep) -> None:
     ref = sweep.runs[0]
 
     def identity(r: RunScores) -> tuple[str, ...]:
-        return (r.tags.get("data_fingerprint", "?"), *(r.params.get(p, "?") for p in SPLIT_PARAMS))
+        return (r.tags.get(TAG_DATA_FINGERPRINT, "?"), *(r.params.get(p, "?") for p in SPLIT_PARAMS))
 
     for other in sweep.runs[1:]:
         same_rows = (
@@ -289,7 +236,7 @@ def check_same_test_set(sweep: Sweep) -> None:
         )
         if identity(other) == identity(ref) and same_rows:
             continue
-        keys = ("data_fingerprint", *SPLIT_PARAMS)
+        keys = (TAG_DATA_FINGERPRINT, *SPLIT_PARAMS)
         diffs = [
             f"{k}: {a} vs {b}" for k, a, b in zip(keys, identity(ref), identity(other), strict=True) if a != b
         ] or ["the stored test rows differ"]
@@ -321,7 +268,14 @@ class Comparison:
 
     @property
     def higher_is_better(self) -> bool:
-        return METRICS[self.metric].higher_is_better
+        return self.metric not in LOWER_IS_BETTER
+
+
+def check_n_boot(n_boot: object) -> int:
+    """``n_boot`` if it is a positive integer; a clear error otherwise."""
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
+        raise ImblabError(f"--n-boot must be a positive integer, got {n_boot!r}")
+    return n_boot
 
 
 def bootstrap_table(
@@ -338,8 +292,7 @@ def bootstrap_table(
     ``p_beats_best``: the fraction of resamples in which the run is strictly better than the best.
     """
     key = bootstrap_metric(metric).base
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
-        raise ImblabError(f"--n-boot must be a positive integer, got {n_boot!r}")
+    check_n_boot(n_boot)
     shown = list(dict.fromkeys([key, *(bootstrap_metric(m).base for m in metrics)]))
     y = sweep.y_test
     n = len(y)
@@ -362,7 +315,7 @@ def bootstrap_table(
                 samples[r.run_id][m].append(v)
     boot = {rid: {m: np.concatenate(v) for m, v in per.items()} for rid, per in samples.items()}
 
-    sign = 1.0 if METRICS[key].higher_is_better else -1.0
+    sign = -1.0 if key in LOWER_IS_BETTER else 1.0
     # Stable sort on the sweep's run order, so ties (e.g. policies picking the same threshold) keep it.
     ranked = sorted(sweep.runs, key=lambda r: -sign * _nan_last(point[r.run_id][key], sign))
     best = ranked[0].run_id
@@ -399,67 +352,3 @@ def _scores(run: RunScores) -> NDArray[np.float64]:
 
 def _nan_last(value: float, sign: float) -> float:
     return -sign * math.inf if math.isnan(value) else value
-
-
-# --------------------------------------------------------------------------------------------------
-# CLI
-# --------------------------------------------------------------------------------------------------
-
-
-def default_output(sweep: Sweep) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", sweep.name)
-    return Path("reports") / safe
-
-
-def main(argv: Sequence[str]) -> int:
-    """``imblab compare``: print the comparison table and write the report in every format."""
-    from imblab import report  # matplotlib is only needed once the numbers are in
-
-    p = argparse.ArgumentParser(
-        prog="imblab compare",
-        description="Compare a sweep's runs on the test set: 95% bootstrap CIs and a paired comparison "
-        "with the best run. All formats are written to --output; --format picks what is printed.",
-    )
-    p.add_argument("--experiment", default=None, help="MLflow experiment (default: imblab, or the sweep's)")
-    p.add_argument(
-        "--sweep",
-        default=None,
-        help="sweep parent run id, or 'all' for every finished run (default: latest sweep)",
-    )
-    p.add_argument(
-        "--metric", default="test_pr_auc", help="test metric that ranks the runs (default: test_pr_auc)"
-    )
-    p.add_argument(
-        "--format",
-        choices=("table", "markdown", "csv", "html"),
-        default="table",
-        help="what to print (html prints the report's path)",
-    )
-    p.add_argument(
-        "-o",
-        "--output",
-        type=Path,
-        default=None,
-        help="report directory (default: reports/<experiment>-<sweep>)",
-    )
-    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default: 1000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the resamples (default: 0)")
-    p.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI or ./mlruns/mlflow.db")
-    p.add_argument("--no-log", action="store_true", help="do not log the report on the sweep's parent run")
-    args = p.parse_args(list(argv))
-    bootstrap_metric(args.metric)  # fail before any download
-    if args.n_boot < 1:
-        raise ImblabError(f"--n-boot must be a positive integer, got {args.n_boot}")
-
-    sweep = load_sweep(args.experiment, args.sweep, args.tracking_uri)
-    comparison = bootstrap_table(sweep, args.metric, n_boot=args.n_boot, seed=args.seed)
-    out = args.output or default_output(sweep)
-    files = report.write_report(comparison, out)
-    logged = None if args.no_log else report.log_report(comparison, out)
-    if args.format == "html":
-        print(files["html"])
-    else:
-        print(files[args.format].read_text(), end="")
-    where = f"; logged on sweep run {logged} under report/" if logged else ""
-    log.info("report written to %s%s", out, where)
-    return 0

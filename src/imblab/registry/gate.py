@@ -1,0 +1,228 @@
+"""The champion/challenger gate, as pure rules: no MLflow, no I/O, testable on plain numbers.
+
+``imblab promote`` registers the best run's model as ``challenger`` and moves ``champion`` to it only
+when it beats the current champion by a minimum improvement. Both models are scored on the *same*
+rows (the challenger run's test rows), which is only honest if those rows were test rows for the
+champion too: ``comparability_problem`` says when they may not be, and ``comparable`` refuses such a
+comparison unless forced (the decision then records it). ``Decision.tags()`` is what goes onto the
+challenger version, so the registry itself tells why an alias moved or did not.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from imblab.errors import ImblabError
+from imblab.metrics.names import ranking_metric
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+DEFAULT_MODEL_NAME = "secom-defects"
+
+# Metrics of both models recorded as version tags and printed next to the gate metric.
+SUMMARY_METRICS = ("pr_auc", "roc_auc", "recall", "precision", "f1", "expected_cost", "net_saving")
+
+# Outcomes
+FIRST_CHAMPION = "first_champion"
+PROMOTED = "promoted"
+REJECTED = "rejected"
+ALREADY_CHAMPION = "already_champion"
+
+
+def metric_direction(metric: str) -> tuple[str, bool]:
+    """``(base metric, higher_is_better)`` of a ``cv_*`` / ``test_*`` ranking metric, or a clear error."""
+    parsed = ranking_metric(metric)
+    return parsed.base, parsed.higher_is_better
+
+
+# --------------------------------------------------------------------------------------------------
+# Ranking candidates
+# --------------------------------------------------------------------------------------------------
+
+
+class Ranked(Protocol):
+    @property
+    def value(self) -> float: ...  # the ranking metric
+
+    @property
+    def start_time(self) -> int: ...
+
+
+R = TypeVar("R", bound=Ranked)
+
+
+def rank(candidates: Iterable[R], higher_is_better: bool) -> list[R]:
+    """Best first; candidates without a value (NaN) are left out.
+
+    Ties go to the most recent run, so re-running an identical config does not promote the old one.
+    """
+    scored = [c for c in candidates if not math.isnan(c.value)]
+    scored.sort(key=lambda c: (c.value if higher_is_better else -c.value, c.start_time), reverse=True)
+    return scored
+
+
+# --------------------------------------------------------------------------------------------------
+# Comparability
+# --------------------------------------------------------------------------------------------------
+
+
+def comparability_problem(
+    champion_fingerprint: str | None,
+    champion_split: Any,
+    fingerprint: str,
+    split: Any,
+) -> str | None:
+    """Why the challenger's test rows may not be test rows of the champion's fit; None if they are."""
+    if champion_fingerprint != fingerprint:
+        return f"its data fingerprint is {champion_fingerprint}, the challenger's {fingerprint}"
+    if champion_split != split:
+        return f"its split config is {champion_split}, the challenger's {split}"
+    return None
+
+
+def comparable(problem: str | None, champion_version: str, force: bool) -> bool:
+    """True without a problem; False (with a warning) when forced; otherwise a clear error."""
+    if problem is None:
+        return True
+    if force:
+        log.warning("comparing with champion v%s anyway (--force): %s", champion_version, problem)
+        return False
+    raise ImblabError(
+        f"champion version {champion_version} was trained on other data or another split ({problem}), so "
+        "the challenger's test rows may be training rows for it and the comparison would flatter it. "
+        "Retrain a challenger with the champion's data and split, or pass --force to compare anyway "
+        "(recorded)."
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# The decision
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Decision:
+    """What ``promote`` decided, and why; ``tags()`` is what goes onto the challenger version."""
+
+    model_name: str
+    metric: str  # the ranking metric, e.g. test_pr_auc
+    gate_metric: str  # the metric compared on the shared test rows: test_<base>
+    higher_is_better: bool
+    run_id: str
+    model_uri: str
+    selection_value: float
+    challenger: dict[str, float]
+    champion: dict[str, float] | None
+    champion_version: str | None
+    min_improvement: float
+    promoted: bool
+    outcome: str  # first_champion | promoted | rejected | already_champion
+    reason: str
+    comparable: bool = True  # False when --force compared across different data or splits
+    test_rows: int = 0
+    version: str | None = None  # the challenger's version (None in a dry run)
+    dry_run: bool = False
+
+    @property
+    def base(self) -> str:
+        return self.gate_metric.removeprefix("test_")
+
+    @property
+    def improvement(self) -> float:
+        if self.champion is None:
+            return math.nan
+        diff = self.challenger[self.base] - self.champion[self.base]
+        return diff if self.higher_is_better else -diff
+
+    def tags(self) -> dict[str, str]:
+        base = self.base
+
+        def pick(m: dict[str, float] | None) -> str:
+            return json.dumps({k: m[k] for k in (base, *SUMMARY_METRICS, "threshold")} if m else None)
+
+        return {
+            "imblab.decision": self.outcome,
+            "imblab.reason": self.reason[:5000],
+            "imblab.source_run_id": self.run_id,
+            "imblab.selection_metric": self.metric,
+            "imblab.selection_value": f"{self.selection_value:.6g}",
+            "imblab.gate.metric": self.gate_metric,
+            "imblab.gate.direction": "higher_is_better" if self.higher_is_better else "lower_is_better",
+            "imblab.gate.min_improvement": f"{self.min_improvement:g}",
+            "imblab.gate.challenger_value": f"{self.challenger[base]:.6g}",
+            "imblab.gate.champion_value": "" if self.champion is None else f"{self.champion[base]:.6g}",
+            "imblab.gate.champion_version": self.champion_version or "",
+            "imblab.gate.improvement": "" if self.champion is None else f"{self.improvement:.6g}",
+            "imblab.gate.comparable": str(self.comparable).lower(),
+            "imblab.gate.test_rows": str(self.test_rows),
+            "imblab.gate.challenger_metrics": pick(self.challenger),
+            "imblab.gate.champion_metrics": pick(self.champion),
+        }
+
+    def summary(self) -> str:
+        base = self.base
+        head = "DRY RUN (nothing registered): " if self.dry_run else ""
+        where = f"version {self.version}" if self.version else f"run {self.run_id}"
+        lines = [
+            f"{head}{self.outcome.upper()}: {self.model_name} {where}",
+            f"  reason: {self.reason}",
+            f"  selected by {self.metric} = {self.selection_value:.4f} "
+            f"({'higher' if self.higher_is_better else 'lower'} is better)",
+        ]
+        shown = (base, *[m for m in SUMMARY_METRICS if m != base], "threshold")
+        champ = self.champion or {}
+        label = f"champion v{self.champion_version}" if self.champion_version else "champion"
+        lines.append(f"  {'test metric':<16}{'challenger':>12}{label:>16}")
+        for m in shown:
+            c = f"{champ[m]:.4f}" if m in champ else "-"
+            lines.append(f"  {m:<16}{self.challenger[m]:>12.4f}{c:>16}")
+        lines.append(f"  (on {self.test_rows} test rows of run {self.run_id})")
+        return "\n".join(lines)
+
+
+def already_champion(decision: Decision, champion_version: str) -> Decision:
+    """The best run's version already holds the champion alias: nothing to decide."""
+    decision.champion, decision.champion_version = decision.challenger, champion_version
+    decision.promoted, decision.outcome = False, ALREADY_CHAMPION
+    decision.reason = f"the best run {decision.run_id} already is champion (version {champion_version})"
+    return decision
+
+
+def apply_gate(decision: Decision) -> Decision:
+    """Fill in ``promoted``, ``outcome`` and ``reason`` from the two models' gate metric.
+
+    Without a champion the challenger becomes the first one. Otherwise it passes when its improvement
+    (in the metric's better direction) is at least ``min_improvement``; a NaN on either side fails.
+    """
+    if decision.champion is None:
+        decision.promoted, decision.outcome = True, FIRST_CHAMPION
+        decision.reason = (
+            f"no {CHAMPION} of {decision.model_name!r} yet: the first promoted version becomes champion"
+        )
+        return decision
+    base = decision.base
+    new, old = decision.challenger[base], decision.champion[base]
+    cmp = f"test {base} {new:.4f} vs champion v{decision.champion_version} {old:.4f}"
+    note = "" if decision.comparable else " [--force: champion trained on other data/split]"
+    if math.isnan(new) or math.isnan(old):
+        decision.promoted, decision.outcome = False, REJECTED
+        decision.reason = f"{cmp}: a NaN metric cannot pass the gate{note}"
+        return decision
+    gain = decision.improvement
+    # A tiny tolerance so that "min improvement 0" accepts an exact tie despite float noise.
+    passed = gain >= decision.min_improvement - 1e-12
+    verb = "passes" if passed else "fails"
+    decision.promoted = passed
+    decision.outcome = PROMOTED if passed else REJECTED
+    decision.reason = (
+        f"{cmp}: improvement {gain:+.4f} {verb} the gate (minimum {decision.min_improvement:g}, "
+        f"{'higher' if decision.higher_is_better else 'lower'} is better){note}"
+    )
+    return decision

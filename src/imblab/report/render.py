@@ -1,0 +1,131 @@
+"""The comparison as text: names, the verdict on each run, terminal table, Markdown and CSV columns."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import pandas as pd
+from tabulate import tabulate
+
+if TYPE_CHECKING:  # annotations only: a training run's plots need no MLflow reader
+    from imblab.report.comparison import Comparison
+
+
+NICE = {
+    "pr_auc": "PR-AUC",
+    "roc_auc": "ROC-AUC",
+    "brier": "Brier",
+    "mcc": "MCC",
+    "f1": "F1",
+    "g_mean": "G-mean",
+    "expected_cost": "expected cost",
+    "net_saving": "net saving",
+    "balanced_accuracy": "balanced accuracy",
+}
+TERMINAL_METRICS = ("recall", "precision", "expected_cost")
+FILES = {
+    "table": "comparison.txt",
+    "markdown": "comparison.md",
+    "csv": "comparison.csv",
+    "html": "report.html",
+}
+
+
+def nice(metric: str) -> str:
+    return NICE.get(metric, metric)
+
+
+# --------------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------------
+
+
+def _num(v: float, digits: int = 3) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def _ci(v: float, lo: float, hi: float) -> str:
+    return f"{_num(v)} [{_num(lo)}, {_num(hi)}]"
+
+
+def verdict(comparison: Comparison, row: pd.Series) -> str:
+    """'best'; 'tied' (equal on every resample); 'within noise' (the 95% CI of the paired difference
+    contains 0); 'worse' or 'better' (it does not)."""
+    if row["is_best"]:
+        return "best"
+    if row["p_ties_best"] == 1.0:
+        return "tied"
+    lo, hi = row["diff_vs_best_lo"], row["diff_vs_best_hi"]
+    if math.isnan(lo) or math.isnan(hi):
+        return "n/a"
+    sign = 1.0 if comparison.higher_is_better else -1.0
+    gain_lo, gain_hi = sorted((sign * lo, sign * hi))
+    if gain_hi < 0:
+        return "worse"
+    return "better" if gain_lo > 0 else "within noise"
+
+
+def display_table(comparison: Comparison, extra: Sequence[str] | None = None) -> pd.DataFrame:
+    """The human table (strings): point estimates with 95% CIs, paired difference and verdict.
+
+    ``extra``: further test metrics to show (default: all of ``comparison.metrics``).
+    """
+    m = comparison.metric
+    extra = [x for x in (comparison.metrics[1:] if extra is None else extra) if x != m]
+    rows = []
+    for _, r in comparison.table.iterrows():
+        best = bool(r["is_best"])
+        diff = _ci(r["diff_vs_best"], r["diff_vs_best_lo"], r["diff_vs_best_hi"])
+        row = {
+            "#": int(r["rank"]),
+            "variant": r["variant"],
+            "run": str(r["run_id"])[:8],
+            "threshold": _num(r["threshold"], 4),
+            "CV PR-AUC ± se": f"{_num(r['cv_pr_auc'])} ± {_num(r['cv_pr_auc_fold_se'])}",
+            f"test {nice(m)} [95% CI]": _ci(r[f"test_{m}"], r[f"test_{m}_lo"], r[f"test_{m}_hi"]),
+            "Δ vs best [95% CI]": "—" if best else diff,
+            "P(beats best)": "—" if best else _num(r["p_beats_best"], 2),
+            "verdict": verdict(comparison, r),
+        }
+        for other in extra:
+            row[f"test {nice(other)}"] = _ci(r[f"test_{other}"], r[f"test_{other}_lo"], r[f"test_{other}_hi"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summary_lines(comparison: Comparison) -> list[str]:
+    """What was compared and how to read the table, shared by every format."""
+    sweep = comparison.sweep
+    y = sweep.y_test
+    best = comparison.table.iloc[0]
+    source = f"sweep {sweep.sweep_id}" if sweep.sweep_id else "all finished runs"
+    direction = "higher" if comparison.higher_is_better else "lower"
+    return [
+        f"Experiment {sweep.experiment!r}, {source}: {len(sweep.runs)} runs on the same test set "
+        f"({len(y)} rows, {int(y.sum())} positives).",
+        f"Ranked by test {nice(comparison.metric)} ({direction} is better); best: {best['variant']} "
+        f"(run {best['run_id']}).",
+        f"95% percentile CIs from {comparison.n_boot} bootstrap resamples of the test rows (seed "
+        f"{comparison.seed}), the same resamples for every run, so differences are paired.",
+        f"Δ vs best: run minus best in test {nice(comparison.metric)} on each resample; P(beats best): "
+        "fraction of resamples in which the run is strictly better; verdict 'within noise': the CI of Δ "
+        "contains 0; 'tied': equal on every resample (e.g. two policies on one fitted model).",
+        "Threshold-dependent metrics use each run's frozen threshold, chosen on out-of-fold training "
+        "scores; expected cost and net saving are per lot under each run's costs.",
+    ]
+
+
+def text_table(comparison: Comparison) -> str:
+    """For a terminal: the ranking metric and a few others; the files hold every metric."""
+    extra = [x for x in TERMINAL_METRICS if x in comparison.metrics]
+    table = tabulate(display_table(comparison, extra), headers="keys", tablefmt="simple", showindex=False)
+    more = f"All metrics: {FILES['markdown']}, {FILES['csv']} and {FILES['html']} in the report directory."
+    return "\n".join([*summary_lines(comparison), "", table, "", more]) + "\n"
+
+
+def markdown_table(comparison: Comparison) -> str:
+    table = display_table(comparison).to_markdown(index=False)
+    title = f"# Comparison: {comparison.sweep.name}"
+    return "\n\n".join([title, "\n".join(f"- {line}" for line in summary_lines(comparison)), table]) + "\n"

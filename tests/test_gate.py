@@ -1,0 +1,178 @@
+"""The champion/challenger gate as pure rules: plain numbers, no training run, no MLflow store."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import pytest
+
+from imblab.errors import ImblabError
+from imblab.registry.gate import (
+    ALREADY_CHAMPION,
+    FIRST_CHAMPION,
+    PROMOTED,
+    REJECTED,
+    SUMMARY_METRICS,
+    Decision,
+    already_champion,
+    apply_gate,
+    comparability_problem,
+    comparable,
+    metric_direction,
+    rank,
+)
+
+
+def metrics(**values: float) -> dict[str, float]:
+    """Every metric a decision shows, 0.5 unless given."""
+    return {m: 0.5 for m in (*SUMMARY_METRICS, "threshold")} | values
+
+
+def decision(
+    challenger: dict[str, float],
+    champion: dict[str, float] | None = None,
+    metric: str = "test_pr_auc",
+    min_improvement: float = 0.0,
+    comparable: bool = True,
+) -> Decision:
+    base, higher = metric_direction(metric)
+    return Decision(
+        model_name="defects",
+        metric=metric,
+        gate_metric=f"test_{base}",
+        higher_is_better=higher,
+        run_id="r" * 32,
+        model_uri="models:/m-1",
+        selection_value=challenger[base],
+        challenger=challenger,
+        champion=champion,
+        champion_version=None if champion is None else "3",
+        min_improvement=min_improvement,
+        promoted=False,
+        outcome="",
+        reason="",
+        comparable=comparable,
+        test_rows=120,
+    )
+
+
+def test_first_champion_without_a_champion() -> None:
+    d = apply_gate(decision(metrics(pr_auc=0.1)))
+    assert d.promoted and d.outcome == FIRST_CHAMPION
+    assert "no champion of 'defects' yet" in d.reason
+    assert math.isnan(d.improvement)
+    tags = d.tags()
+    assert tags["imblab.decision"] == FIRST_CHAMPION
+    assert tags["imblab.gate.champion_value"] == tags["imblab.gate.improvement"] == ""
+    assert json.loads(tags["imblab.gate.champion_metrics"]) is None
+
+
+def test_promoted_when_the_improvement_reaches_the_minimum() -> None:
+    d = apply_gate(decision(metrics(pr_auc=0.62), metrics(pr_auc=0.50), min_improvement=0.1))
+    assert d.promoted and d.outcome == PROMOTED
+    assert d.improvement == pytest.approx(0.12)
+    assert "improvement +0.1200 passes the gate (minimum 0.1, higher is better)" in d.reason
+    assert "test pr_auc 0.6200 vs champion v3 0.5000" in d.reason
+    tags = d.tags()
+    assert tags["imblab.gate.champion_version"] == "3"
+    assert float(tags["imblab.gate.improvement"]) == pytest.approx(0.12)
+    assert tags["imblab.gate.comparable"] == "true"
+
+
+def test_rejected_below_the_minimum() -> None:
+    d = apply_gate(decision(metrics(pr_auc=0.55), metrics(pr_auc=0.50), min_improvement=0.1))
+    assert not d.promoted and d.outcome == REJECTED
+    assert "improvement +0.0500 fails the gate (minimum 0.1" in d.reason
+    # A worse challenger fails even a minimum of 0.
+    worse = apply_gate(decision(metrics(pr_auc=0.49), metrics(pr_auc=0.50)))
+    assert worse.outcome == REJECTED and worse.improvement == pytest.approx(-0.01)
+
+
+def test_an_exact_tie_passes_a_minimum_of_zero() -> None:
+    d = apply_gate(decision(metrics(pr_auc=0.5), metrics(pr_auc=0.5)))
+    assert d.promoted and d.outcome == PROMOTED and d.improvement == 0.0
+    # Float noise in a tie (0.1 + 0.2 != 0.3) does not fail it either.
+    noisy = apply_gate(decision(metrics(pr_auc=0.1 + 0.2), metrics(pr_auc=0.3)))
+    assert noisy.promoted
+    # ...but a real shortfall does.
+    assert not apply_gate(decision(metrics(pr_auc=0.5 - 1e-9), metrics(pr_auc=0.5))).promoted
+
+
+def test_lower_is_better_metric_direction() -> None:
+    assert metric_direction("test_expected_cost") == ("expected_cost", False)
+    cheaper = apply_gate(
+        decision(metrics(expected_cost=0.8), metrics(expected_cost=1.0), "cv_expected_cost", 0.1)
+    )
+    assert cheaper.gate_metric == "test_expected_cost"
+    assert cheaper.promoted and cheaper.improvement == pytest.approx(0.2)
+    assert "lower is better" in cheaper.reason
+    assert cheaper.tags()["imblab.gate.direction"] == "lower_is_better"
+    dearer = apply_gate(
+        decision(metrics(expected_cost=1.2), metrics(expected_cost=1.0), "test_expected_cost")
+    )
+    assert not dearer.promoted and dearer.improvement == pytest.approx(-0.2)
+
+
+@pytest.mark.parametrize(("new", "old"), [(math.nan, 0.5), (0.5, math.nan), (math.nan, math.nan)])
+def test_a_nan_metric_is_rejected(new: float, old: float) -> None:
+    d = apply_gate(decision(metrics(pr_auc=new), metrics(pr_auc=old), min_improvement=-1.0))
+    assert not d.promoted and d.outcome == REJECTED
+    assert "a NaN metric cannot pass the gate" in d.reason
+
+
+def test_not_comparable_is_refused_unless_forced_and_then_noted() -> None:
+    assert comparability_problem("abc", {"seed": 42}, "abc", {"seed": 42}) is None
+    data = comparability_problem("abc", {"seed": 42}, "def", {"seed": 42})
+    assert data == "its data fingerprint is abc, the challenger's def"
+    split = comparability_problem("abc", {"seed": 1}, "abc", {"seed": 42})
+    assert split == "its split config is {'seed': 1}, the challenger's {'seed': 42}"
+
+    assert comparable(None, "3", force=False)
+    with pytest.raises(ImblabError, match=r"champion version 3 was trained on other data .*--force"):
+        comparable(data, "3", force=False)
+    assert not comparable(data, "3", force=True)
+
+    d = apply_gate(decision(metrics(pr_auc=0.6), metrics(pr_auc=0.5), comparable=False))
+    assert d.promoted and d.reason.endswith("[--force: champion trained on other data/split]")
+    assert d.tags()["imblab.gate.comparable"] == "false"
+
+
+def test_already_champion_decides_nothing() -> None:
+    d = already_champion(decision(metrics(pr_auc=0.7)), "3")
+    assert not d.promoted and d.outcome == ALREADY_CHAMPION
+    assert d.champion == d.challenger and d.champion_version == "3" and d.improvement == 0.0
+    assert "already is champion (version 3)" in d.reason
+
+
+def test_summary_shows_both_models() -> None:
+    d = apply_gate(decision(metrics(pr_auc=0.62), metrics(pr_auc=0.5)))
+    d.dry_run = True
+    text = d.summary()
+    assert text.startswith("DRY RUN (nothing registered): PROMOTED: defects run rrrr")
+    assert "  pr_auc                0.6200          0.5000" in text
+    assert "champion v3" in text and "(on 120 test rows of run" in text
+
+
+@dataclass
+class Run:
+    name: str
+    value: float
+    start_time: int
+
+
+def test_rank_best_first_newest_on_ties_nan_left_out() -> None:
+    runs = [Run("a", 0.5, 1), Run("b", 0.7, 2), Run("c", math.nan, 3), Run("d", 0.7, 0), Run("e", 0.2, 4)]
+    assert [r.name for r in rank(runs, higher_is_better=True)] == ["b", "d", "a", "e"]
+    assert [r.name for r in rank(runs, higher_is_better=False)] == ["e", "a", "b", "d"]
+    assert rank([Run("x", math.nan, 0)], higher_is_better=True) == []
+
+
+def test_the_gate_imports_no_mlflow() -> None:
+    code = "import sys, imblab.registry.gate; print(sorted(m for m in sys.modules if m.startswith('mlflow')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
