@@ -154,6 +154,8 @@ def test_standardizer_is_fitted_on_training_examples_only(synthetic_examples: Ex
     np.testing.assert_array_equal(z.y_reg, tr.y_reg)  # targets and persistence stay in original units
     np.testing.assert_array_equal(z.last_reg, tr.last_reg)
     assert z.seq.dtype == np.float32 and z.known.dtype == np.float32
+    with pytest.raises(ImblabError, match=r"other input channels"):
+        scaler.transform(replace(tr, known_names=["age", "other"]))
     assert tr.known_names == ["age", GAP]  # the synthetic age is never missing
     np.testing.assert_allclose(z.known.mean(axis=0), 0, atol=1e-5)
     np.testing.assert_allclose(z.known.std(axis=0), 1, atol=1e-4)

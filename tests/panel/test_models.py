@@ -9,10 +9,12 @@ import pytest
 from imblab.errors import ImblabError
 from imblab.panel.baselines import LGBMLags, Persistence
 from imblab.panel.dataset import Panel, validate
+from imblab.panel.decision import LogitOffsetPolicy
 from imblab.panel.examples import Examples, build_examples, person_split
-from imblab.panel.metrics import wage_metrics
+from imblab.panel.metrics import class_metrics, wage_metrics
 from imblab.panel.synthetic import make_panel_synthetic
 from imblab.panel.tabular import lag_features
+from tests.panel.conftest import needs_nlswork
 
 
 def _parts(ex: Examples, seed: int = 0) -> tuple[Examples, Examples, Examples]:
@@ -100,3 +102,20 @@ def test_lgbm_lags_bad_inputs(synthetic_examples: Examples) -> None:
     only_middle = synthetic_examples.subset(synthetic_examples.y_cls == 1)
     with pytest.raises(ImblabError, match=r"classes \['low', 'high'\] have no training example"):
         LGBMLags().fit(only_middle)
+
+
+@needs_nlswork
+def test_lgbm_lags_on_nlswork_beats_persistence_and_offsets_help(nlswork_examples: Examples) -> None:
+    """Real data: validation wage RMSE 0.305 vs persistence 0.361; balanced accuracy 0.578 by argmax and
+    0.669 with offsets (seed 0 split, as measured when this was written)."""
+    train, val, _ = _parts(nlswork_examples)
+    model = LGBMLags().fit(train, val)
+    pred, floor = model.predict(val), Persistence().predict(val)
+    rmse = wage_metrics(val.y_reg, pred.wage)["wage_rmse"]
+    assert rmse < 0.9 * wage_metrics(val.y_reg, floor.wage)["wage_rmse"]
+    names = val.class_names
+    policy = LogitOffsetPolicy()
+    offsets = policy.choose(val.y_cls, pred.logits)
+    argmax = class_metrics(val.y_cls, pred.logits.argmax(axis=1), names)["class_balanced_accuracy"]
+    tuned = class_metrics(val.y_cls, policy.decide(pred.logits, offsets), names)["class_balanced_accuracy"]
+    assert tuned > argmax + 0.03

@@ -149,6 +149,7 @@ class Standardizer:
     """
 
     def fit(self, examples: Examples) -> Standardizer:
+        self.names_ = (list(examples.seq_names), list(examples.known_names))
         valid = np.arange(examples.seq.shape[1])[None, :] < examples.lengths[:, None]
         self.seq_mean_, self.seq_std_ = _moments(examples.seq[valid], examples.seq_names)
         self.known_mean_, self.known_std_ = _moments(examples.known, examples.known_names)
@@ -159,6 +160,11 @@ class Standardizer:
         return self
 
     def transform(self, examples: Examples) -> Examples:
+        if (examples.seq_names, examples.known_names) != self.names_:
+            raise ImblabError(
+                "these examples have other input channels than the ones the Standardizer was fitted on; "
+                "build all examples from one panel and split them by person."
+            )
         valid = np.arange(examples.seq.shape[1])[None, :] < examples.lengths[:, None]
         seq = _scale(examples.seq, examples.seq_names, self.seq_mean_, self.seq_std_) * valid[..., None]
         known = _scale(examples.known, examples.known_names, self.known_mean_, self.known_std_)
