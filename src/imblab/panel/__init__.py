@@ -1,0 +1,15 @@
+"""Panel workload: from each person's earlier waves of a person-year panel, predict this wave's wage
+(regression) and an imbalanced multi-class outcome (e.g. the hours band).
+
+One concept per module, imported from that module (nothing is re-exported here):
+
+* :mod:`imblab.panel.dataset` -- ``Panel``, ``PanelPrediction`` and ``validate``;
+* :mod:`imblab.panel.table` -- ``load_panel_table`` (any CSV / Parquet panel) and ``panel_from_frame``;
+* :mod:`imblab.panel.nlswork` -- ``load_nlswork``: NLS Young Women, sha256-verified, never downloaded;
+* :mod:`imblab.panel.synthetic` -- ``make_panel_synthetic``: a panel with known structure, for fast tests;
+* :mod:`imblab.panel.examples` -- ``Examples``, ``build_examples``, ``Standardizer``, ``person_split``;
+* :mod:`imblab.panel.tabular` -- ``lag_features``: the lag / running-summary features of ``lgbm_lags``;
+* :mod:`imblab.panel.baselines` -- ``Persistence`` and ``LGBMLags``;
+* :mod:`imblab.panel.decision` -- ``ArgmaxPolicy`` and ``LogitOffsetPolicy`` (multi-class decisions);
+* :mod:`imblab.panel.metrics` -- ``wage_metrics`` and ``class_metrics``.
+"""
