@@ -52,10 +52,16 @@ def panel_prediction_type() -> Iterator[None]:
 
 
 def make_examples(
-    seq: np.ndarray, lengths: np.ndarray, known: np.ndarray, y_reg: np.ndarray, y_cls: np.ndarray
+    seq: np.ndarray,
+    lengths: np.ndarray,
+    known: np.ndarray,
+    y_reg: np.ndarray,
+    y_cls: np.ndarray,
+    kind: Any = Examples,
 ) -> Any:
+    """Examples of the contract; ``kind=types.SimpleNamespace`` for broken inputs that Examples may refuse."""
     n = len(lengths)
-    return Examples(
+    return kind(
         seq=seq.astype(np.float32),
         lengths=lengths.astype(np.int64),
         known=known.astype(np.float32),
@@ -261,7 +267,7 @@ def broken(val: Any, **changes: Any) -> Any:
     arrays = {name: getattr(val, name).copy() for name in ("seq", "lengths", "known", "y_reg", "y_cls")}
     for name, change in changes.items():
         arrays[name] = change(arrays[name])
-    return make_examples(**arrays)
+    return make_examples(**arrays, kind=types.SimpleNamespace)
 
 
 def nan_at_0(a: np.ndarray) -> np.ndarray:
@@ -289,7 +295,14 @@ def test_bad_examples_fail_with_a_clear_message(
 
 
 def test_empty_training_set_and_unfitted_model_fail_clearly(data: tuple[Any, Any]) -> None:
-    empty = make_examples(np.zeros((0, 6, 3)), np.zeros(0), np.zeros((0, 2)), np.zeros(0), np.zeros(0))
+    empty = make_examples(
+        np.zeros((0, 6, 3)),
+        np.zeros(0),
+        np.zeros((0, 2)),
+        np.zeros(0),
+        np.zeros(0),
+        kind=types.SimpleNamespace,
+    )
     with pytest.raises(ImblabError, match="train has no examples"):
         RecurrentModel(**FAST).fit(empty, data[1])
     with pytest.raises(ImblabError, match="not fitted yet"):
