@@ -14,7 +14,7 @@ export IMBLAB_SECOM_DIR ?= $(if $(wildcard $(SHARED_SECOM)/secom.data),$(SHARED_
 $(BIN)/imblab: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,panel]"
 	touch $@
 
 setup: $(BIN)/imblab

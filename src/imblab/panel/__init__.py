@@ -11,5 +11,10 @@ One concept per module, imported from that module (nothing is re-exported here):
 * :mod:`imblab.panel.tabular` -- ``lag_features``: the lag / running-summary features of ``lgbm_lags``;
 * :mod:`imblab.panel.baselines` -- ``Persistence`` and ``LGBMLags``;
 * :mod:`imblab.panel.decision` -- ``ArgmaxPolicy`` and ``LogitOffsetPolicy`` (multi-class decisions);
-* :mod:`imblab.panel.metrics` -- ``wage_metrics`` and ``class_metrics``.
+* :mod:`imblab.panel.metrics` -- ``wage_metrics`` and ``class_metrics``;
+* :mod:`imblab.panel.recurrent` -- ``RecurrentModel`` (``lstm`` / ``gru`` multi-task networks, PyTorch);
+* :mod:`imblab.panel.training` -- the epoch loop, loss and validation logs behind ``RecurrentModel``.
+
+Status: the science core only. The ``imblab panel`` Hydra app, its tracking, tuning and frozen model
+are not built yet (issue 9 continues).
 """
