@@ -8,6 +8,8 @@ BIN    := $(VENV)/bin
 # downloads the official UCI zip and verifies its sha256.
 SHARED_SECOM := $(abspath ../shared/data/secom)
 export IMBLAB_SECOM_DIR ?= $(if $(wildcard $(SHARED_SECOM)/secom.data),$(SHARED_SECOM),)
+SHARED_NLSWORK := $(abspath ../shared/data/nlswork)
+export IMBLAB_NLSWORK_DIR ?= $(if $(wildcard $(SHARED_NLSWORK)/nlswork.csv),$(SHARED_NLSWORK),)
 
 .PHONY: setup run test test-fast lint ui clean
 
