@@ -91,8 +91,9 @@ def test_scaler_group_reaches_the_pipeline() -> None:
         ("split.test_size=1.5", "split.test_size must be in"),
         ("+cv.foldz=3", "unknown cv key"),
         ("tracking.log_model=maybe", "tracking.log_model must be true or false"),
+        ("tuning=optuna tuning.pruner=median", "use tuning/pruner=median"),
     ],
 )
 def test_bad_values_are_clear_errors(override: str, message: str) -> None:
     with pytest.raises(ImblabError, match=message):
-        experiment_from_config(compose_config("data=synthetic", override))
+        experiment_from_config(compose_config("data=synthetic", *override.split()))

@@ -127,6 +127,11 @@ def tuning_spec(node: dict[str, Any] | None) -> TuningSpec:
         return TuningSpec(enabled=False)
     pruner_node = node.pop("pruner", None)
     pruner = None
+    if isinstance(pruner_node, str):  # the pre-0.2 spelling tuning.pruner=median
+        raise ImblabError(
+            f"tuning.pruner is a config group now: use tuning/pruner={pruner_node} (options: percentile, "
+            "median, wilcoxon, none, or a YAML of your own with an optuna.pruners _target_)"
+        )
     if pruner_node:
         with warnings.catch_warnings():  # e.g. WilcoxonPruner is "experimental" in Optuna
             warnings.simplefilter("ignore")

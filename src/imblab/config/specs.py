@@ -127,7 +127,6 @@ class TuningSpec:
     seed: int = 42
     tpe_startup_trials: int = 10
     pruner: Any = None  # an optuna pruner built from the tuning/pruner group (None: no pruning)
-    pruner_name: str = "none"
     early_stopping: EarlyStoppingSpec = field(default_factory=EarlyStoppingSpec)
     storage: str | None = None
     study_name: str | None = None
