@@ -16,6 +16,23 @@ from imblab.errors import ImblabError
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 
 
+def read_frame(path: str, what: str = "data file") -> tuple[pd.DataFrame, str]:
+    """A CSV (``.csv``, ``.csv.gz``) or Parquet (``.parquet``, ``.pq``) file and its name without suffix."""
+    p = Path(path).expanduser()
+    suffix = next((s for s in TABLE_SUFFIXES if p.name.lower().endswith(s)), None)
+    if suffix is None:
+        raise ImblabError(
+            f"cannot read {p}: unsupported file type; supported suffixes are {', '.join(TABLE_SUFFIXES)}."
+        )
+    if not p.is_file():
+        raise ImblabError(f"{what} not found: {p} (resolved from {path!r}); check data.path.")
+    try:
+        df = pd.read_parquet(p) if suffix in (".parquet", ".pq") else pd.read_csv(p, low_memory=False)
+    except (OSError, ValueError, pd.errors.ParserError, ImportError) as e:
+        raise ImblabError(f"could not read {p} as {suffix[1:]}: {e}") from e
+    return df, p.name[: -len(suffix)]
+
+
 def load_table(
     path: str,
     target: str,
@@ -31,18 +48,8 @@ def load_table(
     any other pair (e.g. "pass"/"fail") needs ``positive_label``. ``id_columns`` and ``timestamp_column``
     leave X and travel in ``ids`` / ``timestamps``; numeric features become float64.
     """
+    df, stem = read_frame(path)
     p = Path(path).expanduser()
-    suffix = next((s for s in TABLE_SUFFIXES if p.name.lower().endswith(s)), None)
-    if suffix is None:
-        raise ImblabError(
-            f"cannot read {p}: unsupported file type; supported suffixes are {', '.join(TABLE_SUFFIXES)}."
-        )
-    if not p.is_file():
-        raise ImblabError(f"data file not found: {p} (resolved from {path!r}); check data.path.")
-    try:
-        df = pd.read_parquet(p) if suffix in (".parquet", ".pq") else pd.read_csv(p, low_memory=False)
-    except (OSError, ValueError, pd.errors.ParserError, ImportError) as e:
-        raise ImblabError(f"could not read {p} as {suffix[1:]}: {e}") from e
     df = df.reset_index(drop=True)
     columns = list(df.columns)
 
@@ -73,7 +80,6 @@ def load_table(
     # that validate() can name it.
     X = X.astype({c: np.float64 for c in X.columns if is_numeric_dtype(X[c])})
 
-    stem = p.name[: -len(suffix)]
     ds = Dataset(name=name or stem, X=X, y=y, timestamps=timestamps, ids=ids)
     ds.validate()
     return ds

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from pandas.api.types import is_numeric_dtype
 
-from imblab.data.table import TABLE_SUFFIXES
+from imblab.data.table import read_frame
 from imblab.errors import ImblabError
 from imblab.panel.dataset import Panel, validate
 
@@ -31,18 +30,7 @@ def load_panel_table(
     become codes 0..K-1 and their ``str`` the class names. ``features=None`` takes every numeric column that
     has no other role. Rows with a missing target are dropped and counted (see :func:`validate`).
     """
-    p = Path(path).expanduser()
-    suffix = next((s for s in TABLE_SUFFIXES if p.name.lower().endswith(s)), None)
-    if suffix is None:
-        raise ImblabError(
-            f"cannot read {p}: unsupported file type; supported suffixes are {', '.join(TABLE_SUFFIXES)}."
-        )
-    if not p.is_file():
-        raise ImblabError(f"panel file not found: {p} (resolved from {path!r}); check data.path.")
-    try:
-        df = pd.read_parquet(p) if suffix in (".parquet", ".pq") else pd.read_csv(p, low_memory=False)
-    except (OSError, ValueError, pd.errors.ParserError, ImportError) as e:
-        raise ImblabError(f"could not read {p} as {suffix[1:]}: {e}") from e
+    df, stem = read_frame(path, "panel file")
     return panel_from_frame(
         df,
         id=id,
@@ -52,7 +40,7 @@ def load_panel_table(
         class_order=class_order,
         features=features,
         known=known,
-        name=name or p.name[: -len(suffix)],
+        name=name or stem,
     )
 
 
