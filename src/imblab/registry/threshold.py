@@ -21,14 +21,13 @@ from imblab.metrics.costs import Costs, effective_costs
 from imblab.registry.gate import CHALLENGER, CHAMPION
 from imblab.registry.versions import load_frozen, parse_registered_uri, training_run
 from imblab.thresholds import POLICIES, ThresholdPolicy
-from imblab.tracking.artifacts import read_config, read_scores, threshold_record
+from imblab.tracking.artifacts import log_threshold, read_config, read_scores, threshold_record
 from imblab.tracking.layout import (
     ROLE_SET_THRESHOLD,
     TAG_DATA_FINGERPRINT,
     TAG_ROLE,
     TAG_SOURCE_RUN,
     TAG_SOURCE_VERSION,
-    THRESHOLD_JSON,
 )
 from imblab.tracking.models import log_frozen_model
 from imblab.tracking.runs import tracked_run
@@ -142,7 +141,7 @@ def set_threshold(
         info = log_frozen_model(frozen, pd.DataFrame(pyfunc.input_example))
         metrics = {**{f"cv_{k}": v for k, v in cv.items()}, **{f"test_{k}": v for k, v in held.items()}}
         mlflow.log_metrics(metrics, model_id=info.model_id)
-        mlflow.log_dict(record, THRESHOLD_JSON)
+        log_threshold(record)
         run_id = run.info.run_id
 
     version_tags = {

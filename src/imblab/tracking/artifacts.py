@@ -82,8 +82,13 @@ def log_run_artifacts(
     mlflow.log_text(folds.to_csv(index=False), CV_FOLDS_CSV)
     mlflow.log_dict(config, CONFIG_YAML)
     mlflow.log_dict(metrics, METRICS_JSON)
-    mlflow.log_dict(threshold, THRESHOLD_JSON)
+    log_threshold(threshold)
     log_figures(figures, PLOTS_DIR)
+
+
+def log_threshold(record: dict[str, Any]) -> None:
+    """``threshold.json`` on the active run: the one writer (training runs and set-threshold runs)."""
+    mlflow.log_dict(record, THRESHOLD_JSON)
 
 
 def log_figures(figures: dict[str, Figure], folder: str) -> None:
