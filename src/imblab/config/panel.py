@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from imblab.config.compose import build, check_complete, plain, section, tuning_spec, typed_spec
 from imblab.config.specs import TrackingSpec, number, whole
@@ -25,6 +25,7 @@ PANEL_MODELS = ("persistence", "lgbm_lags", "lstm", "gru")
 DECISIONS = ("argmax", "offsets_balanced_accuracy", "offsets_macro_f1")
 # Keys of a model YAML that describe the model rather than being constructor arguments.
 MODEL_META = ("name", "search_space")
+_NO_TUNING = "tuning is not available for `imblab panel` yet; use tuning=none"
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,8 @@ def build_panel_model(node: dict[str, Any], class_balance: str) -> tuple[Any, st
 def panel_experiment_from_config(cfg: DictConfig | dict[str, Any]) -> PanelExperiment:
     """Validate the composed ``imblab panel`` config and build the typed :class:`PanelExperiment`."""
     if isinstance(cfg, DictConfig):
+        if OmegaConf.select(cfg, "tuning.enabled"):  # before resolving: its keys refer to imblab train's
+            raise ImblabError(_NO_TUNING)
         check_complete(cfg)
         config = plain(cfg)
     else:
@@ -126,7 +129,7 @@ def panel_experiment_from_config(cfg: DictConfig | dict[str, Any]) -> PanelExper
     if not (hasattr(decision, "choose") and hasattr(decision, "decide")):
         raise ImblabError(f"decision={decision_name} is not a panel decision policy: {list(DECISIONS)}")
     if tuning_spec(config.get("tuning")).enabled:
-        raise ImblabError("tuning is not available for `imblab panel` yet; use tuning=none")
+        raise ImblabError(_NO_TUNING)
     split = section(config, "split")
     return PanelExperiment(
         load_data=functools.partial(load_panel, data, data_name),
