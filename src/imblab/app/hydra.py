@@ -43,12 +43,20 @@ def exit_on_error(task: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return wrapped
 
 
-def run_hydra(task: Callable[[Any], Any], prog: str, argv: list[str], config_name: str = "train") -> None:
-    """Run ``task`` as a Hydra app with ``argv`` as its command line (Hydra parses ``sys.argv``)."""
+def run_hydra(
+    task: Callable[[Any], Any],
+    prog: str,
+    argv: list[str],
+    config_name: str = "train",
+    config_dir: Path | None = None,
+) -> None:
+    """Run ``task`` as a Hydra app with ``argv`` as its command line (Hydra parses ``sys.argv``).
+
+    ``config_dir`` defaults to :func:`conf_dir` (``imblab train``'s root); ``imblab panel`` passes its own.
+    """
     import hydra
 
     sys.argv = [prog, *argv]
-    app = hydra.main(config_path=str(conf_dir()), config_name=config_name, version_base="1.3")(
-        exit_on_error(task)
-    )
+    root = str(config_dir or conf_dir())
+    app = hydra.main(config_path=root, config_name=config_name, version_base="1.3")(exit_on_error(task))
     app()

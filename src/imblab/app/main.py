@@ -1,4 +1,4 @@
-"""The ``imblab`` command: ``train`` and ``tune-worker`` are Hydra apps; the others are argparse tools.
+"""The ``imblab`` command: ``train``, ``panel`` and ``tune-worker`` are Hydra apps; the others use argparse.
 
 Each subcommand is a ``main(argv) -> int`` in its own module under ``imblab.app``, imported lazily,
 so ``imblab runs`` does not pay for importing LightGBM and ``imblab train`` not for the server.
@@ -16,6 +16,7 @@ from imblab.errors import ImblabError
 # subcommand -> (module under imblab.app, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "run an experiment (Hydra overrides; -m for a sweep)"),
+    "panel": ("panel", "run a panel experiment: wage + imbalanced class per wave (-m for a sweep)"),
     "runs": ("runs", "table of an experiment's runs from MLflow"),
     "tune-worker": ("tune_worker", "add a worker process to a shared Optuna study"),
     "compare": ("compare", "compare a sweep's variants with bootstrap confidence intervals"),

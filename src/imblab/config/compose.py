@@ -73,7 +73,7 @@ def load_dataset(node: dict[str, Any]) -> Dataset:
     return dataset
 
 
-def _section(config: dict[str, Any], key: str) -> dict[str, Any]:
+def section(config: dict[str, Any], key: str) -> dict[str, Any]:
     node = config.get(key)
     if not isinstance(node, dict):
         raise ImblabError(f"config section {key!r} is missing or not a mapping; check your overrides")
@@ -96,7 +96,7 @@ def build_model(model: dict[str, Any], sampler: dict[str, Any]) -> Any:
 
 def build_pipeline(config: dict[str, Any]) -> Any:
     """preprocess -> optional sampler -> model, unfitted, from the plain config."""
-    pre = _section(config, "preprocess")
+    pre = section(config, "preprocess")
     scaler_node = pre.get("scaler")
     scaler = build(scaler_node, "scaler") if scaler_node and scaler_node.get("_target_") else None
     steps = build_preprocess_steps(
@@ -105,13 +105,13 @@ def build_pipeline(config: dict[str, Any]) -> Any:
         impute=pre.get("impute", "median"),
         scaler=scaler,
     )
-    sampler_cfg = _section(config, "sampler")
+    sampler_cfg = section(config, "sampler")
     estimator = sampler_cfg.get("estimator")
     sampler = None if estimator is None else build(estimator, "sampler")
-    return assemble(steps, sampler, build_model(_section(config, "model"), sampler_cfg))
+    return assemble(steps, sampler, build_model(section(config, "model"), sampler_cfg))
 
 
-def _spec(cls: type, node: dict[str, Any], key: str) -> Any:
+def typed_spec(cls: type, node: dict[str, Any], key: str) -> Any:
     """``cls(**node)`` with unknown keys reported as a config error rather than a TypeError."""
     known = set(cls.__dataclass_fields__)
     unknown = sorted(set(node) - known)
@@ -139,8 +139,8 @@ def tuning_spec(node: dict[str, Any] | None) -> TuningSpec:
                 pruner = build(pruner_node, "tuning pruner")
             except (TypeError, ValueError) as exc:
                 raise ImblabError(f"tuning.pruner: {exc}") from None
-    es = _spec(EarlyStoppingSpec, node.pop("early_stopping", None) or {}, "tuning.early_stopping")
-    return _spec(TuningSpec, {**node, "pruner": pruner, "early_stopping": es}, "tuning")
+    es = typed_spec(EarlyStoppingSpec, node.pop("early_stopping", None) or {}, "tuning.early_stopping")
+    return typed_spec(TuningSpec, {**node, "pruner": pruner, "early_stopping": es}, "tuning")
 
 
 def experiment_from_config(cfg: DictConfig | dict[str, Any]) -> Experiment:
@@ -154,24 +154,24 @@ def experiment_from_config(cfg: DictConfig | dict[str, Any]) -> Experiment:
         config = plain(cfg)
     else:
         config = dict(cfg)
-    policy = build(_section(config, "threshold"), "threshold policy")
+    policy = build(section(config, "threshold"), "threshold policy")
     if not isinstance(policy, ThresholdPolicy):
         raise ImblabError(f"threshold: {type(policy).__name__} is not an imblab threshold policy")
-    costs = effective_costs(Costs(**_section(config, "costs")), policy.costs_override())
-    cv = _section(config, "cv")
+    costs = effective_costs(Costs(**section(config, "costs")), policy.costs_override())
+    cv = section(config, "cv")
     cache = config.get("cache") or {}
-    model = _section(config, "model")
+    model = section(config, "model")
     return Experiment(
-        load_data=functools.partial(load_dataset, _section(config, "data")),
+        load_data=functools.partial(load_dataset, section(config, "data")),
         pipeline=build_pipeline(config),
-        sampler_name=str(_section(config, "sampler").get("name", "?")),
+        sampler_name=str(section(config, "sampler").get("name", "?")),
         model_name=str(model.get("name", "?")),
         policy=policy,
         costs=costs,
-        split=_spec(SplitSpec, _section(config, "split"), "split"),
-        cv=_spec(CVSpec, cv, "cv"),
+        split=typed_spec(SplitSpec, section(config, "split"), "split"),
+        cv=typed_spec(CVSpec, cv, "cv"),
         cache=CacheSpec(bool(cache.get("enabled", False)), cache.get("dir")),
-        tracking=_spec(TrackingSpec, _section(config, "tracking"), "tracking"),
+        tracking=typed_spec(TrackingSpec, section(config, "tracking"), "tracking"),
         tuning=tuning_spec(config.get("tuning")),
         search_space=dict(model.get("search_space") or {}),
         seed=int(config.get("seed", 0)),

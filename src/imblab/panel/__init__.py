@@ -13,8 +13,10 @@ One concept per module, imported from that module (nothing is re-exported here):
 * :mod:`imblab.panel.decision` -- ``ArgmaxPolicy`` and ``LogitOffsetPolicy`` (multi-class decisions);
 * :mod:`imblab.panel.metrics` -- ``wage_metrics`` and ``class_metrics``;
 * :mod:`imblab.panel.recurrent` -- ``RecurrentModel`` (``lstm`` / ``gru`` multi-task networks, PyTorch);
-* :mod:`imblab.panel.training` -- the epoch loop, loss and validation logs behind ``RecurrentModel``.
+* :mod:`imblab.panel.training` -- the epoch loop, loss and validation logs behind ``RecurrentModel``;
+* :mod:`imblab.panel.experiment` -- ``run_panel``: one tracked ``imblab panel`` run, end to end;
+* :mod:`imblab.panel.frozen` -- ``PanelFrozenModel``: the frozen pyfunc (history rows in, next wave out).
 
-Status: the science core only. The ``imblab panel`` Hydra app, its tracking, tuning and frozen model
-are not built yet (issue 9 continues).
+The ``imblab panel`` command is :mod:`imblab.app.panel` (config root ``conf/panel``, typed by
+:mod:`imblab.config.panel`). Not built yet: panel tuning (issue 9 continues).
 """

@@ -47,3 +47,9 @@ CV_FOLDS_CSV = f"{SCORES_DIR}/cv_folds.csv"
 PLOTS_DIR = "plots"
 REPORT_DIR = "report"  # a comparison report on a sweep's parent
 TUNING_DIR = "tuning"  # study summary, trials table and plots on a tuned run
+
+# The panel workload (imblab panel): its runs carry TAG_WORKLOAD = WORKLOAD_PANEL and role ROLE_RUN
+TAG_WORKLOAD = "imblab.workload"
+WORKLOAD_PANEL = "panel"
+DECISION_JSON = "decision.json"  # the decision policy, its offsets and what they were chosen on
+PANEL_TEST_PREDICTIONS = f"{SCORES_DIR}/test_predictions.parquet"  # person, time, y, predictions

@@ -1,0 +1,46 @@
+"""``imblab panel [overrides]``: one panel run, or a sweep with ``-m`` (Hydra parses the overrides).
+
+The config root is ``conf/panel`` (entry ``panel.yaml``); the main ``conf/`` is on Hydra's search path,
+so the ``tracking`` and ``tuning`` groups are the ones ``imblab train`` uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from imblab.app.hydra import conf_dir, in_multirun, run_hydra
+
+CONFIG_NAME = "panel"
+
+
+def panel_conf_dir() -> Path:
+    return conf_dir() / "panel"
+
+
+def search_path_override() -> str:
+    """The Hydra override that makes the shared groups of ``conf/`` (tracking, tuning) resolvable."""
+    return f"hydra.searchpath=[file://{conf_dir()}]"
+
+
+def _task(cfg: Any) -> float:
+    from imblab.config.panel import panel_experiment_from_config
+    from imblab.panel.experiment import run_panel
+    from imblab.tracking.sweeps import parent_run_id
+
+    outcome = run_panel(panel_experiment_from_config(cfg), parent_run_id(in_multirun()))
+    return float(outcome.test_metrics["class_macro_f1"])
+
+
+def main(argv: Sequence[str]) -> int:
+    from imblab.tracking.sweeps import close_sweep
+
+    failed = True
+    try:
+        run_hydra(_task, "imblab panel", [*argv, search_path_override()], CONFIG_NAME, panel_conf_dir())
+        failed = False
+    finally:
+        # A sweep whose job raised never reaches Hydra's on_multirun_end: close its parent here.
+        close_sweep(failed=failed)
+    return 0
