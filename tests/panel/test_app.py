@@ -96,7 +96,6 @@ def test_groups_and_shared_groups() -> None:
     [
         ("model=lgbm", "`imblab train` (binary) model"),
         ("data=secom", "not a panel data source"),
-        ("tuning=optuna", "tuning is not available"),
     ],
 )
 def test_binary_options_are_refused(override: str, message: str) -> None:

@@ -8,15 +8,16 @@ its ``tracking`` / ``tuning`` specs; only what is panel-specific lives here. A g
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from imblab.config.compose import build, check_complete, plain, section, tuning_spec, typed_spec
-from imblab.config.specs import TrackingSpec, number, whole
+from imblab.config.specs import TrackingSpec, TuningSpec, number, whole
 from imblab.errors import ImblabError
 from imblab.panel.dataset import Panel
 
@@ -25,7 +26,7 @@ PANEL_MODELS = ("persistence", "lgbm_lags", "lstm", "gru")
 DECISIONS = ("argmax", "offsets_balanced_accuracy", "offsets_macro_f1")
 # Keys of a model YAML that describe the model rather than being constructor arguments.
 MODEL_META = ("name", "search_space")
-_NO_TUNING = "tuning is not available for `imblab panel` yet; use tuning=none"
+PANEL_TUNING_METRIC = "val_objective"  # the only one: comparable across trials whatever class_loss_weight
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,13 @@ class PanelExperiment:
     tracking: TrackingSpec
     seed: int
     config: dict[str, Any]  # the resolved config as plain data (logged as params and config.yaml)
+    tuning: TuningSpec = field(default_factory=TuningSpec)
+    search_space: dict[str, Any] | None = None
 
     @property
     def run_name(self) -> str:
-        return self.tracking.run_name or f"{self.model_name}-{self.class_balance}-{self.decision_name}"
+        tuned = "-tuned" if self.tuning.enabled else ""
+        return self.tracking.run_name or f"{self.model_name}{tuned}-{self.class_balance}-{self.decision_name}"
 
 
 def load_panel(node: dict[str, Any], data_name: str) -> Panel:
@@ -111,8 +115,6 @@ def build_panel_model(node: dict[str, Any], class_balance: str) -> tuple[Any, st
 def panel_experiment_from_config(cfg: DictConfig | dict[str, Any]) -> PanelExperiment:
     """Validate the composed ``imblab panel`` config and build the typed :class:`PanelExperiment`."""
     if isinstance(cfg, DictConfig):
-        if OmegaConf.select(cfg, "tuning.enabled"):  # before resolving: its keys refer to imblab train's
-            raise ImblabError(_NO_TUNING)
         check_complete(cfg)
         config = plain(cfg)
     else:
@@ -128,8 +130,7 @@ def panel_experiment_from_config(cfg: DictConfig | dict[str, Any]) -> PanelExper
     decision = build(decision_node, "decision policy")
     if not (hasattr(decision, "choose") and hasattr(decision, "decide")):
         raise ImblabError(f"decision={decision_name} is not a panel decision policy: {list(DECISIONS)}")
-    if tuning_spec(config.get("tuning")).enabled:
-        raise ImblabError(_NO_TUNING)
+    tuning = _panel_tuning(config.get("tuning"), model, model_name)
     split = section(config, "split")
     return PanelExperiment(
         load_data=functools.partial(load_panel, data, data_name),
@@ -144,4 +145,24 @@ def panel_experiment_from_config(cfg: DictConfig | dict[str, Any]) -> PanelExper
         tracking=typed_spec(TrackingSpec, section(config, "tracking"), "tracking"),
         seed=whole(config.get("seed", 0), "seed", minimum=0),
         config=config,
+        tuning=tuning,
+        search_space=dict(section(config, "model").get("search_space") or {}) or None,
     )
+
+
+def _panel_tuning(node: Any, model: Any, model_name: str) -> TuningSpec:
+    """``tuning``: the shared group; a panel study minimises ``val_objective`` (no folds, no LightGBM)."""
+    spec = tuning_spec(node)
+    if not spec.enabled:
+        return spec
+    if "on_epoch" not in inspect.signature(model.fit).parameters:
+        raise ImblabError(
+            f"tuning=optuna tunes the recurrent panel models (model=lstm|gru), not {model_name}"
+        )
+    if spec.metric != PANEL_TUNING_METRIC or spec.direction not in (None, "minimize"):
+        raise ImblabError(
+            f"imblab panel tunes on {PANEL_TUNING_METRIC} (minimised; per epoch, comparable across "
+            f"class_loss_weight); tuning.metric={spec.metric} / tuning.direction={spec.direction} "
+            "do not apply"
+        )
+    return spec

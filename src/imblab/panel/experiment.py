@@ -124,6 +124,8 @@ def run_panel(experiment: PanelExperiment, parent_run_id: str | None = None) -> 
         model = experiment.model
         if getattr(model, "n_classes", 0) is None:  # a class may be absent from the training persons
             model.n_classes = panel.n_classes
+        if experiment.tuning.enabled:  # the study sees training and validation persons only
+            model = _tuned(experiment, panel, model, train, val)
         history = _fit(model, train, val)
         val_pred, test_pred = model.predict(val), model.predict(test)
         policy, names = experiment.decision, panel.class_names
@@ -144,7 +146,10 @@ def run_panel(experiment: PanelExperiment, parent_run_id: str | None = None) -> 
         if history:
             final |= {"best_epoch": float(getattr(model, "best_epoch_", -1)), "epochs_run": len(history)}
         mlflow.log_metrics(final, step=len(history), model_id=model_info.model_id if model_info else None)
-        _log_artifacts(experiment, panel, test, test_pred, test_cls, offsets, history, val_m, test_m)
+        best_epoch = getattr(model, "best_epoch_", None)
+        _log_artifacts(
+            experiment, panel, test, test_pred, test_cls, offsets, history, best_epoch, val_m, test_m
+        )
         log.info(
             "run %s (%s): test wage RMSE %.4f, class balanced accuracy %.3f, macro-F1 %.3f, accuracy %.3f",
             run.info.run_id,
@@ -157,6 +162,20 @@ def run_panel(experiment: PanelExperiment, parent_run_id: str | None = None) -> 
         return PanelOutcome(
             run.info.run_id, experiment_id, val_m, test_m, model_info.model_uri if model_info else None
         )
+
+
+def _tuned(experiment: PanelExperiment, panel: Panel, model: Any, train: Examples, val: Examples) -> Any:
+    """Run the study (trials nested under this run); the unfitted model with the best parameters.
+
+    The best parameters are refitted below like an untuned run's (seeded: the best trial's model again).
+    """
+    from imblab.panel.tuning import study_setup, tune_panel, with_params
+
+    setup = study_setup(experiment.config, panel, experiment.model_name)
+    params = tune_panel(
+        experiment.tuning, experiment.search_space, model, experiment.model_name, setup, train, val
+    )
+    return with_params(model, params)
 
 
 def _version(lib: str) -> str:
@@ -173,6 +192,7 @@ def _log_artifacts(
     test_cls: np.ndarray,
     offsets: np.ndarray,
     history: list[dict[str, float]],
+    best_epoch: int | None,
     val_m: dict[str, float],
     test_m: dict[str, float],
 ) -> None:
@@ -211,5 +231,5 @@ def _log_artifacts(
         ),
     }
     if history:
-        figures["training_history"] = history_figure(history, getattr(experiment.model, "best_epoch_", None))
+        figures["training_history"] = history_figure(history, best_epoch)
     log_figures(figures, PLOTS_DIR)

@@ -18,6 +18,7 @@ Class imbalance (``class_balance``):
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -190,6 +191,10 @@ class RecurrentModel:
         self.seed = seed
         self.n_threads = n_threads
         self.n_classes = n_classes
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's parameters (what ``model.search_space`` may name), as in scikit-learn."""
+        return {name: getattr(self, name) for name in inspect.signature(type(self)).parameters}
 
     def _check_params(self) -> None:
         if self.cell not in ENCODERS:

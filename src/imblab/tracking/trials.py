@@ -54,7 +54,7 @@ class TrialRecord:
     start: datetime | None
     end: datetime | None
     params: dict[str, Any]
-    fold_scores: list[float]
+    fold_scores: list[float]  # per step: fold (imblab train) or epoch (imblab panel)
     value: float | None = None  # COMPLETE trials only
     n_estimators: int | None = None  # early-stopped rounds (LightGBM)
     error: str | None = None
@@ -68,13 +68,22 @@ class TrialLogger:
     """One nested MLflow run per finished trial (thread-safe: plain client calls, no fluent state)."""
 
     def __init__(
-        self, tracking_uri: str, experiment_id: str, parent_run_id: str, study_name: str, metric: str
+        self,
+        tracking_uri: str,
+        experiment_id: str,
+        parent_run_id: str,
+        study_name: str,
+        metric: str,
+        steps: str = "fold",
     ) -> None:
+        """``steps``: what a trial's reported values are per; ``"fold"`` (``cv_fold_<metric>``, fold mean
+        and SE) or ``"epoch"`` (``epoch_<metric>``, step = epoch, and ``epochs_done``)."""
         self.client = MlflowClient(tracking_uri)
         self.experiment_id = experiment_id
         self.parent = parent_run_id
         self.study_name = study_name
         self.metric = metric
+        self.steps = steps
 
     def log(self, trial: TrialRecord) -> None:
         start, end = _ms(trial.start), _ms(trial.end) or int(time.time() * 1000)
@@ -91,11 +100,16 @@ class TrialLogger:
             self.experiment_id, start_time=start, tags=tags, run_name=f"trial-{trial.number}"
         )
         scores = [float(s) for s in trial.fold_scores]
-        metrics = [Metric(f"cv_fold_{self.metric}", s, end, k) for k, s in enumerate(scores)]
-        summary = {"duration_seconds": (end - (start or end)) / 1000, "folds_done": float(len(scores))}
-        if scores:
+        per_fold = self.steps == "fold"
+        name = f"cv_fold_{self.metric}" if per_fold else f"{self.steps}_{self.metric}"
+        metrics = [Metric(name, s, end, k) for k, s in enumerate(scores)]
+        summary = {
+            "duration_seconds": (end - (start or end)) / 1000,
+            f"{self.steps}s_done": float(len(scores)),
+        }
+        if scores and per_fold:
             summary[f"cv_{self.metric}_fold_mean"] = float(np.mean(scores))
-        if len(scores) > 1:
+        if len(scores) > 1 and per_fold:
             summary[f"cv_{self.metric}_fold_se"] = float(np.std(scores, ddof=1) / math.sqrt(len(scores)))
         if trial.state == "COMPLETE" and trial.value is not None:
             summary["trial_value"] = float(trial.value)

@@ -6,7 +6,7 @@ Trials and studies outlive a process (resume, workers), so these names are a sto
 from __future__ import annotations
 
 # Trial user attributes
-ATTR_FOLD_SCORES = "imblab.fold_scores"  # the tuning metric of every fold done, in fold order
+ATTR_FOLD_SCORES = "imblab.fold_scores"  # per step: every fold done (train), every epoch (panel)
 ATTR_N_ESTIMATORS = "imblab.n_estimators"  # mean early-stopped rounds: the refit's n_estimators
 ATTR_WORKER = "imblab.worker"  # host:pid of the process that ran the trial
 ATTR_ERROR = "imblab.error"  # why a FAIL trial failed

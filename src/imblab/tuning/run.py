@@ -71,10 +71,11 @@ def trial_record(trial: FrozenTrial) -> TrialRecord:
 
 
 def trial_logger(
-    tracking_uri: str, experiment_id: str, parent_run_id: str, session: Session
+    tracking_uri: str, experiment_id: str, parent_run_id: str, session: Session, steps: str = "fold"
 ) -> TrialCallback:
     """An ``optimize`` callback that logs every trial run here as a nested run of ``parent_run_id``."""
-    logger = TrialLogger(tracking_uri, experiment_id, parent_run_id, session.study.study_name, session.metric)
+    study_name = session.study.study_name
+    logger = TrialLogger(tracking_uri, experiment_id, parent_run_id, study_name, session.metric, steps)
 
     def log_trial(study: optuna.Study, trial: FrozenTrial) -> None:
         if not trial.user_attrs.get(ATTR_SURPLUS):  # a surplus trial ran nothing

@@ -25,8 +25,21 @@ def metric_direction(metric: str, override: str | None = None) -> str:
 def check(spec: TuningSpec) -> str:
     """Every ``tuning.*`` value a study needs, checked at once; returns the optimisation direction."""
     direction = metric_direction(spec.metric, spec.direction)
-    whole(spec.n_trials, "tuning.n_trials")
     whole(spec.folds, "tuning.folds", minimum=2)
+    check_budget(spec)
+    es = spec.early_stopping
+    if es.enabled:
+        whole(es.patience, "tuning.early_stopping.patience")
+        if es.metric not in EARLY_STOPPING_METRICS:
+            raise ImblabError(
+                f"tuning.early_stopping.metric must be one of {EARLY_STOPPING_METRICS}, got {es.metric!r}"
+            )
+    return direction
+
+
+def check_budget(spec: TuningSpec) -> None:
+    """The settings every study needs whatever it scores (also ``imblab panel``): trials, time, pruner."""
+    whole(spec.n_trials, "tuning.n_trials")
     if spec.timeout is not None and number(spec.timeout, "tuning.timeout") <= 0:
         raise ImblabError(f"tuning.timeout must be > 0 seconds or null, got {spec.timeout!r}")
     if spec.n_jobs != -1:
@@ -36,11 +49,3 @@ def check(spec: TuningSpec) -> str:
             f"tuning.pruner must build an Optuna pruner (optuna.pruners.*), got "
             f"{type(spec.pruner).__name__}; use tuning/pruner=percentile, median, wilcoxon or none"
         )
-    es = spec.early_stopping
-    if es.enabled:
-        whole(es.patience, "tuning.early_stopping.patience")
-        if es.metric not in EARLY_STOPPING_METRICS:
-            raise ImblabError(
-                f"tuning.early_stopping.metric must be one of {EARLY_STOPPING_METRICS}, got {es.metric!r}"
-            )
-    return direction
