@@ -12,29 +12,10 @@ import mlflow
 import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
-from mlflow.tracking import MlflowClient
 
 from imblab.app.hydra import conf_dir
 from tests.conftest import FAST
-
-
-def imblab(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 600
-) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "imblab", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
-
-
-def all_runs(uri: str, experiment: str) -> list:
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
-    return client.search_runs([exp.experiment_id], max_results=1000)
+from tests.support.cli import imblab, runs_of
 
 
 @pytest.mark.slow
@@ -52,7 +33,7 @@ def test_joblib_multirun_gives_four_children_under_one_parent(tmp_path: Path, tr
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    runs = all_runs(tracking_uri, "sweep")
+    runs = runs_of(tracking_uri, "sweep")
     parents = [r for r in runs if r.data.tags.get("imblab.role") == "sweep"]
     children = [r for r in runs if r.data.tags.get("imblab.role") == "run"]
     assert len(parents) == 1 and len(children) == 4
@@ -90,7 +71,7 @@ def test_failing_sweep_job_leaves_nothing_running(tmp_path: Path, tracking_uri: 
     )
     assert proc.returncode != 0
     assert "k_neighbors" in proc.stderr
-    runs = all_runs(tracking_uri, "bad")
+    runs = runs_of(tracking_uri, "bad")
     statuses = sorted((r.data.tags.get("imblab.role"), r.info.status) for r in runs)
     assert statuses == [("run", "FAILED"), ("run", "FINISHED"), ("sweep", "FAILED")]
 
@@ -98,7 +79,7 @@ def test_failing_sweep_job_leaves_nothing_running(tmp_path: Path, tracking_uri: 
 def test_frozen_model_reproduces_logged_scores_in_a_fresh_process(tmp_path: Path, tracking_uri: str) -> None:
     proc = imblab("train", *FAST, f"tracking.uri={tracking_uri}", "tracking.experiment=frozen", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    (run,) = all_runs(tracking_uri, "frozen")
+    (run,) = runs_of(tracking_uri, "frozen")
     assert run.info.status == "FINISHED"
     script = textwrap.dedent(f"""
         import json, sys
@@ -166,7 +147,7 @@ def test_missing_data_is_a_clear_error_and_a_failed_run(tmp_path: Path, tracking
     assert "imblab: error:" in proc.stderr
     assert "secom.data" in proc.stderr and "IMBLAB_SECOM_DIR" in proc.stderr
     assert "Traceback" not in proc.stderr
-    (run,) = all_runs(tracking_uri, "imblab")
+    (run,) = runs_of(tracking_uri, "imblab")
     assert run.info.status == "FAILED" and "secom.data" in run.data.tags["imblab.error"]
 
 
@@ -191,7 +172,7 @@ def test_bad_tables_fail_clearly(
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "imblab: error:" in proc.stderr and message in proc.stderr, proc.stderr
-    assert {r.info.status for r in all_runs(tracking_uri, "imblab")} == {"FAILED"}
+    assert {r.info.status for r in runs_of(tracking_uri, "imblab")} == {"FAILED"}
 
 
 def test_help_lists_commands(tmp_path: Path) -> None:
@@ -224,7 +205,7 @@ def test_end_to_end_on_secom(tmp_path: Path, tracking_uri: str, secom_dir: Path)
         env={"IMBLAB_SECOM_DIR": str(secom_dir)},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    (run,) = all_runs(tracking_uri, "secom")
+    (run,) = runs_of(tracking_uri, "secom")
     m, t = run.data.metrics, run.data.tags
     assert run.info.status == "FINISHED"
     assert (t["sampler"], t["model"], t["threshold_policy"], t["data"]) == (
@@ -277,7 +258,7 @@ def test_time_split_on_secom_tests_on_the_last_lots(
         env={"IMBLAB_SECOM_DIR": str(secom_dir)},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    (run,) = all_runs(tracking_uri, "secom-time")
+    (run,) = runs_of(tracking_uri, "secom-time")
     scores = pd.read_parquet(
         mlflow.artifacts.download_artifacts(
             run_id=run.info.run_id, artifact_path="scores/test_scores.parquet", tracking_uri=tracking_uri

@@ -23,6 +23,7 @@ from imblab.errors import ImblabError
 from imblab.panel.frozen import panel_input_example
 from imblab.panel.synthetic import make_panel_synthetic
 from tests.panel.conftest import NLSWORK_DIR, needs_nlswork
+from tests.support.cli import imblab, runs_of
 
 CONF = panel_conf_dir()
 FAST = ("data=panel_synthetic", "data.n_persons=150", "max_len=4")
@@ -36,23 +37,6 @@ def compose_panel(*overrides: str) -> DictConfig:
 
 def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
-
-
-def imblab(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "imblab", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, **(env or {})},
-    )
-
-
-def runs_of(uri: str, experiment: str) -> list:
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
-    return client.search_runs([exp.experiment_id], max_results=100) if exp else []
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -244,6 +228,16 @@ def test_sweep_gives_one_parent_and_a_child_per_model(tmp_path: Path, tracking_u
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
 
 
+# The columns of the panel file ``_table`` writes, as ``imblab panel data=panel_table`` overrides.
+TABLE_COLUMNS = (
+    "data.id=pid",
+    "data.time=year",
+    "data.regression_target=wage",
+    "data.class_target=sat",
+    "data.class_order=[lo,mid,hi]",
+)
+
+
 def _table(tmp_path: Path, n_persons: int = 30, **change: object) -> Path:
     rng = np.random.default_rng(0)
     rows = [
@@ -283,11 +277,7 @@ def test_bad_panel_table_exits_2_and_fails_the_run(
         "panel",
         "data=panel_table",
         f"data.path={path}",
-        "data.id=pid",
-        "data.time=year",
-        "data.regression_target=wage",
-        "data.class_target=sat",
-        "data.class_order=[lo,mid,hi]",
+        *TABLE_COLUMNS,
         "model=persistence",
         f"tracking.uri={tracking_uri}",
         "tracking.experiment=bad",
@@ -304,11 +294,7 @@ def test_panel_table_run(tmp_path: Path, tracking_uri: str) -> None:
         "panel",
         "data=panel_table",
         f"data.path={_table(tmp_path)}",
-        "data.id=pid",
-        "data.time=year",
-        "data.regression_target=wage",
-        "data.class_target=sat",
-        "data.class_order=[lo,mid,hi]",
+        *TABLE_COLUMNS,
         "model=persistence",
         f"tracking.uri={tracking_uri}",
         "tracking.experiment=table",

@@ -50,13 +50,23 @@ def run_hydra(
     config_name: str = "train",
     config_dir: Path | None = None,
 ) -> None:
-    """Run ``task`` as a Hydra app with ``argv`` as its command line (Hydra parses ``sys.argv``).
+    """Run ``task`` as a Hydra app with ``argv`` as its command line (Hydra parses ``sys.argv``); a sweep's
+    parent run is closed whatever happens.
 
     ``config_dir`` defaults to :func:`conf_dir` (``imblab train``'s root); ``imblab panel`` passes its own.
     """
     import hydra
 
+    from imblab.tracking.sweeps import close_sweep
+
     sys.argv = [prog, *argv]
     root = str(config_dir or conf_dir())
     app = hydra.main(config_path=root, config_name=config_name, version_base="1.3")(exit_on_error(task))
-    app()
+    failed = True
+    try:
+        app()
+        failed = False
+    finally:
+        # A sweep whose job raised never reaches Hydra's on_multirun_end: close its parent here
+        # (a no-op when no sweep is open, e.g. a single run or a tune-worker).
+        close_sweep(failed=failed)

@@ -34,13 +34,5 @@ def _task(cfg: Any) -> float:
 
 
 def main(argv: Sequence[str]) -> int:
-    from imblab.tracking.sweeps import close_sweep
-
-    failed = True
-    try:
-        run_hydra(_task, "imblab panel", [*argv, search_path_override()], CONFIG_NAME, panel_conf_dir())
-        failed = False
-    finally:
-        # A sweep whose job raised never reaches Hydra's on_multirun_end: close its parent here.
-        close_sweep(failed=failed)
+    run_hydra(_task, "imblab panel", [*argv, search_path_override()], CONFIG_NAME, panel_conf_dir())
     return 0

@@ -18,13 +18,5 @@ def _task(cfg: Any) -> float:
 
 
 def main(argv: Sequence[str]) -> int:
-    from imblab.tracking.sweeps import close_sweep
-
-    failed = True
-    try:
-        run_hydra(_task, "imblab", list(argv))
-        failed = False
-    finally:
-        # A sweep whose job raised never reaches Hydra's on_multirun_end: close its parent here.
-        close_sweep(failed=failed)
+    run_hydra(_task, "imblab", list(argv))
     return 0

@@ -231,22 +231,9 @@ def cost_curves_figure(comparison: Comparison) -> Figure:
         for part, frame, style in (("test", run.test, "-"), ("out-of-fold", run.oof, "--")):
             t = metrics_vs_threshold(frame["y_true"], frame["score"], run.costs)
             t = t[t["threshold"] <= 1.0]
-            ax.plot(
-                t["threshold"],
-                t["expected_cost"],
-                style,
-                color="C3",
-                drawstyle="steps-post",
-                label=f"expected cost ({part})",
-            )
-            ax.plot(
-                t["threshold"],
-                t["net_saving"],
-                style,
-                color="C2",
-                drawstyle="steps-post",
-                label=f"net saving ({part})",
-            )
+            for column, color in (("expected_cost", "C3"), ("net_saving", "C2")):
+                label = f"{column.replace('_', ' ')} ({part})"
+                ax.plot(t["threshold"], t[column], style, color=color, drawstyle="steps-post", label=label)
         ax.axvline(run.threshold, color="black", lw=1)
         ax.axhline(0, color="grey", lw=0.5)
         ax.set_title(f"{_short(run.label)}\nthreshold {run.threshold:.3f}", fontsize=8)
