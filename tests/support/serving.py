@@ -21,6 +21,8 @@ from typing import Any
 
 import pandas as pd
 
+from tests.support.processes import spawn, stop_group
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nobody listens on right now (for tests and benchmarks)."""
@@ -69,7 +71,7 @@ def serving(
     if tracking_uri:
         argv += ["--tracking-uri", tracking_uri]
     log = open(log_path, "wb") if log_path else tempfile.TemporaryFile()  # noqa: SIM115
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    proc = spawn(argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -90,10 +92,5 @@ def serving(
             time.sleep(0.2)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_group(proc)
         log.close()

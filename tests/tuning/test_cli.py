@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 from imblab.tracking.layout import TAG_STUDY, TAG_TRIAL_NUMBER
 from imblab.tracking.store import ensure_experiment, use_tracking
 from imblab.tuning.attrs import ATTR_SURPLUS, ATTR_WORKER
+from tests.support.processes import spawn, stopped_at_exit
 from tests.tuning.common import IMBLAB, TUNE, env, load_study, trial_runs
 
 
@@ -25,10 +26,11 @@ def test_cli_bad_input_exits_2_with_a_clear_message(tracking_uri: str) -> None:
         "tune-worker": [*IMBLAB, "tune-worker", *args],
     }
     procs = {
-        name: subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+        name: spawn(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
         for name, cmd in commands.items()
     }
-    errors = {name: proc.communicate(timeout=120)[1] for name, proc in procs.items()}
+    with stopped_at_exit(*procs.values()):
+        errors = {name: proc.communicate(timeout=120)[1] for name, proc in procs.items()}
     assert {name: proc.returncode for name, proc in procs.items()} == {"train": 2, "tune-worker": 2}, errors
     assert "imblab: error: unknown tuning.metric='nope'" in errors["train"]
     assert "imblab: error: tune-worker joins a shared study: set tuning.storage" in errors["tune-worker"]
@@ -58,7 +60,7 @@ def test_two_worker_processes_share_one_study(kind: str, tmp_path: Path, trackin
     # Create the MLflow store first: two processes migrating one fresh SQLite file race in MLflow.
     ensure_experiment("workers", use_tracking(tracking_uri))
     workers = [
-        subprocess.Popen(
+        spawn(
             [*IMBLAB, "tune-worker", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -67,7 +69,8 @@ def test_two_worker_processes_share_one_study(kind: str, tmp_path: Path, trackin
         )
         for _ in range(2)
     ]
-    outputs = [w.communicate(timeout=300)[0] for w in workers]
+    with stopped_at_exit(*workers):
+        outputs = [w.communicate(timeout=300)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs
 
     study = load_study(storage, "shared")

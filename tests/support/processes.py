@@ -1,0 +1,37 @@
+"""Processes that tests start run in their own process group and are stopped as a whole group, so a
+server's or worker's children never outlive a test, even when the test fails."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+
+def spawn(argv: list[str], **kwargs: Any) -> subprocess.Popen:
+    """``subprocess.Popen`` in a new session (its own process group)."""
+    return subprocess.Popen(argv, start_new_session=True, **kwargs)
+
+
+def stop_group(proc: subprocess.Popen, grace: float = 15.0) -> None:
+    """SIGTERM the process's whole group, SIGKILL it after ``grace`` seconds; reap the process."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # children that ignored SIGTERM, or a stuck parent
+    proc.wait()
+
+
+@contextlib.contextmanager
+def stopped_at_exit(*procs: subprocess.Popen) -> Iterator[None]:
+    """Stop every process group on the way out, whatever happened inside."""
+    try:
+        yield
+    finally:
+        for proc in procs:
+            stop_group(proc)
