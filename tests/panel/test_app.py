@@ -56,7 +56,7 @@ def test_every_panel_option_composes(group: str, option: str) -> None:
         extra.append("model=lstm")
     exp = panel_experiment_from_config(compose_panel(f"{group}={option}", *extra))
     assert isinstance(exp, PanelExperiment)
-    assert exp.tracking.experiment == "imblab" and exp.split.fractions == (0.7, 0.15, 0.15)
+    assert exp.tracking.experiment == "panel" and exp.split.fractions == (0.7, 0.15, 0.15)
 
 
 def test_groups_and_shared_groups() -> None:
