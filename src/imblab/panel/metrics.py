@@ -82,3 +82,25 @@ def _pair(y: np.ndarray, pred: np.ndarray, what: str) -> tuple[np.ndarray, np.nd
     if not (np.isfinite(y).all() and np.isfinite(pred).all()):
         raise ImblabError(f"{what} metrics got NaN or infinite values; check the model's predictions.")
     return y, pred
+
+
+# The final model's metrics every panel run logs as ``val_<m>`` and ``test_<m>`` (besides the per-class
+# ``recall_<slug>`` / ``precision_<slug>``), and the ones where lower is better.
+WAGE_METRICS: tuple[str, ...] = ("wage_rmse", "wage_mae", "wage_r2", "wage_rmse_level")
+CLASS_METRICS: tuple[str, ...] = ("class_accuracy", "class_balanced_accuracy", "class_macro_f1")
+LOWER_IS_BETTER: frozenset[str] = frozenset({"wage_rmse", "wage_mae", "wage_rmse_level"})
+_PER_CLASS = re.compile(r"(recall|precision)_[a-z0-9_]+")
+
+
+def panel_metric(name: str) -> tuple[str, str, bool]:
+    """``val_<m>`` / ``test_<m>`` of a panel run as ``(prefix, base, higher_is_better)``; a clear error
+    otherwise. Per-class names (``recall_<slug>``) are checked against the runs by the caller."""
+    prefix, _, base = str(name).partition("_")
+    if prefix in ("val", "test") and (base in WAGE_METRICS + CLASS_METRICS or _PER_CLASS.fullmatch(base)):
+        return prefix, base, base not in LOWER_IS_BETTER
+    known = [*WAGE_METRICS, *CLASS_METRICS, "recall_<class>", "precision_<class>"]
+    raise ImblabError(
+        f"--metric {name!r} is not a panel metric; use val_<m> (selects on the validation persons, the "
+        f"honest choice) or test_<m>, with <m> one of {known} (wage_rmse, wage_mae and wage_rmse_level "
+        "count as lower-is-better)"
+    )

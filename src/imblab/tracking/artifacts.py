@@ -26,8 +26,10 @@ from imblab.errors import ImblabError
 from imblab.tracking.layout import (
     CONFIG_YAML,
     CV_FOLDS_CSV,
+    DECISION_JSON,
     METRICS_JSON,
     OOF_SCORES,
+    PANEL_TEST_PREDICTIONS,
     PLOTS_DIR,
     TEST_SCORES,
     THRESHOLD_JSON,
@@ -115,7 +117,8 @@ def quiet_downloads() -> Iterator[None]:
 def _missing(run: Run, what: str, exc: Exception) -> ImblabError:
     return ImblabError(
         f"run {run.info.run_id} ({run.info.run_name}) has no {what} artifact ({exc}); it was not logged "
-        "by `imblab train` (another tool or an older imblab): retrain it with imblab or leave it out"
+        "by `imblab train` / `imblab panel` (another tool or an older imblab): re-run it with imblab or "
+        "leave it out"
     )
 
 
@@ -153,3 +156,24 @@ def read_scores(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
         except (MlflowException, OSError, ValueError) as exc:
             raise _missing(run, f"{OOF_SCORES} / {TEST_SCORES}", exc) from None
     return oof, test
+
+
+def read_panel_predictions(run: Run) -> pd.DataFrame:
+    """A panel run's test predictions (``PANEL_TEST_PREDICTIONS``: person, time, targets, predictions)."""
+    with tempfile.TemporaryDirectory(prefix="imblab-panel-") as tmp, quiet_downloads():
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"{run.info.artifact_uri.rstrip('/')}/{PANEL_TEST_PREDICTIONS}", dst_path=tmp
+            )
+            return pd.read_parquet(local)
+        except (MlflowException, OSError, ValueError) as exc:
+            raise _missing(run, PANEL_TEST_PREDICTIONS, exc) from None
+
+
+def read_panel_decision(run: Run) -> dict[str, Any]:
+    """A panel run's ``decision.json``: the policy and its per-class offsets, in class order."""
+    with quiet_downloads():
+        try:
+            return mlflow.artifacts.load_dict(f"{run.info.artifact_uri.rstrip('/')}/{DECISION_JSON}")
+        except (MlflowException, OSError, ValueError) as exc:
+            raise _missing(run, DECISION_JSON, exc) from None
