@@ -18,8 +18,9 @@ matrix product. A row of ones gives the metrics of the test set itself.
 
 Conventions (scikit-learn's, as :mod:`imblab.panel.metrics` logs them): balanced accuracy is the mean
 recall over the classes present; macro-F1 averages all K classes, 0 where a class is neither true nor
-predicted. Per-class recall / precision are NaN where undefined (the class absent from the resample's
-truth / predictions) and left out of that metric's interval, rather than counted as 0. No MLflow, no I/O.
+predicted. Per-class recall / precision are NaN here where undefined (the class absent from the
+resample's truth / predictions), so a comparison can leave those resamples out of the interval rather
+than count them as 0 (the logged metrics say 0 for the test set itself). No MLflow, no I/O.
 """
 
 from __future__ import annotations

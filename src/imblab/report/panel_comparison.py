@@ -120,7 +120,13 @@ def panel_comparison(
         m: (np.full(n_boot + 1, np.nan) if m in WAGE_METRICS else v)
         for m, v in metrics_of(y_wage, np.full(len(y_cls), majority)).items()
     }
-    point = {rid: {m: float(v[0]) for m, v in per.items()} for rid, per in values.items()}
+    # The test set's own per-class recall / precision follow the logged convention (0 where undefined:
+    # a class never true / never predicted); resamples where they are undefined stay out of the CI.
+    per_class = {m for m in shown if m.startswith(("recall_", "precision_"))}
+    point = {
+        rid: {m: float(np.nan_to_num(v[0]) if m in per_class else v[0]) for m, v in per.items()}
+        for rid, per in values.items()
+    }
     boot = {rid: {m: v[1:] for m, v in per.items()} for rid, per in values.items()}
 
     sign = 1.0 if higher else -1.0

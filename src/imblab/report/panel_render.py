@@ -65,6 +65,15 @@ def _run(row: pd.Series) -> str:
     return str(rid)[:8] if isinstance(rid, str) else ""
 
 
+def _short(value: str) -> str:
+    """A logged parameter for reading: floats to 4 significant digits (``0.30592644736118974`` -> 0.3059)."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return value if number.is_integer() else f"{number:.4g}"
+
+
 def _versus(row: pd.Series, key: str) -> str:
     """``Δ [CI] verdict`` against a reference (the floor, the majority class); — where it does not apply."""
     verdict = row.get(f"{key}_verdict")
@@ -199,7 +208,7 @@ def params_table(c: PanelComparison) -> pd.DataFrame:
     rows = []
     for run in [*c.ranked, *(r for r in c.sweep.runs if r.borrowed)]:
         tuned = run.best_params
-        params = ", ".join(f"{k}={v}{'*' if k in tuned else ''}" for k, v in run.model_params.items())
+        params = ", ".join(f"{k}={_short(v)}{'*' if k in tuned else ''}" for k, v in run.model_params.items())
         m = run.metrics
         study = "—"
         if run.tuned:

@@ -320,7 +320,7 @@ def _borrowed_floor(client: MlflowClient, experiment_id: str, ref: PanelRun) -> 
         [experiment_id], query, max_results=10, order_by=["attributes.start_time DESC"]
     ):
         try:
-            floor = _load_run(client, run, f"{_label(run)} (floor, run {run.info.run_id[:7]})", borrowed=True)
+            floor = _load_run(client, run, f"{_label(run)} (floor)", borrowed=True)
         except ImblabError:
             continue
         if _test_set_difference(ref, floor) is None:
