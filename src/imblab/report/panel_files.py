@@ -33,7 +33,8 @@ CAPTIONS = {
 MAX_WAGE_PANELS = 8  # more runs: the best run and the floor only
 CI_METRICS = ("wage_rmse", "class_balanced_accuracy", "class_macro_f1")
 
-# Readable from a 1,280 px window: the page never needs more, wide tables scroll inside their box.
+# Readable in a 1,280 px window: cells wrap between a value and its interval (never inside one), so the
+# tables fit; a table that still does not fit scrolls inside its box rather than widening the page.
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1240px; padding: 0 12px;
        color: #222; line-height: 1.4; }
@@ -42,9 +43,8 @@ h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; }
 table { border-collapse: collapse; font-size: 0.8em; margin: 0.5em 0; }
 th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: right; vertical-align: top; }
 th { background: #f0f3f7; }
-td { white-space: nowrap; }
-td:nth-child(2), th:nth-child(2) { text-align: left; white-space: normal; min-width: 12em; }
-td.wrap { white-space: normal; text-align: left; }
+td:nth-child(2), th:nth-child(2) { text-align: left; min-width: 10em; }
+td.wrap, th.wrap { text-align: left; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0 1.5em; }
 .note { color: #444; font-size: 0.9em; }
 """
@@ -103,7 +103,7 @@ def html_report(c: PanelComparison, pngs: dict[str, bytes]) -> str:
     for heading, table in sections(c):
         rendered = table.to_html(index=False, border=0, escape=True)
         if "parameters (* = tuned)" in table.columns:  # long parameter lists wrap instead of scrolling
-            rendered = rendered.replace("<td>", '<td class="wrap">')
+            rendered = rendered.replace("<td>", '<td class="wrap">').replace("<th>", '<th class="wrap">')
         body.append(f'<h2>{html.escape(heading)}</h2><div class="scroll">{rendered}</div>')
     for name, data in pngs.items():
         caption = html.escape(CAPTIONS.get(name, name))

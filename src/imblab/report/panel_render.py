@@ -52,7 +52,8 @@ def ci(row: pd.Series, key: str, digits: int = 3) -> str:
         v, lo, hi = row.get(f"{key}_diff"), row.get(f"{key}_lo"), row.get(f"{key}_hi")
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "—"
-    return f"{num(v, digits)} [{num(lo, digits)}, {num(hi, digits)}]"
+    # No-break spaces: a narrow cell may wrap before the interval, never inside it.
+    return f"{num(v, digits)} [{num(lo, digits)},\u00a0{num(hi, digits)}]"
 
 
 def _rank(row: pd.Series) -> str:
@@ -74,12 +75,17 @@ def _short(value: str) -> str:
     return value if number.is_integer() else f"{number:.4g}"
 
 
+def _words(verdict: str) -> str:
+    """``within noise`` kept on one line."""
+    return verdict.replace(" ", "\u00a0")
+
+
 def _versus(row: pd.Series, key: str) -> str:
     """``Δ [CI] verdict`` against a reference (the floor, the majority class); — where it does not apply."""
     verdict = row.get(f"{key}_verdict")
     if not isinstance(verdict, str):
         return "—"
-    return f"{ci(row, key)} {verdict}"
+    return f"{ci(row, key)} {_words(verdict)}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -181,7 +187,7 @@ def wage_table(c: PanelComparison) -> pd.DataFrame:
 def class_table(c: PanelComparison) -> pd.DataFrame:
     rows = []
     for _, r in c.table.iterrows():
-        row = {"#": _rank(r), "run": r["label"], "id": _run(r)}
+        row = {"#": _rank(r), "run": r["label"]}
         row |= {nice(m): ci(r, f"test_{m}") for m in (*CLASS_METRICS, *(f"recall_{s}" for s in c.slugs))}
         row["vs majority: Δ balanced accuracy [CI]"] = _versus(r, "majority_class_balanced_accuracy")
         rows.append(row)
@@ -198,7 +204,9 @@ def paired_table(c: PanelComparison) -> pd.DataFrame:
             key, verdict = f"best_{m}", r.get(f"best_{m}_verdict")
             row[f"Δ {nice(m)} [95% CI]"] = "—" if verdict == "best" else ci(r, key)
             p = r.get(f"{key}_p_beats")
-            row[f"{nice(m)}: verdict (P)"] = "best" if verdict == "best" else f"{verdict} ({num(p, 2)})"
+            row[f"{nice(m)}: verdict (P)"] = (
+                "best" if verdict == "best" else f"{_words(verdict)} ({num(p, 2)})"
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -206,6 +214,7 @@ def paired_table(c: PanelComparison) -> pd.DataFrame:
 def params_table(c: PanelComparison) -> pd.DataFrame:
     """Each run's model parameters (tuned ones starred), its study and its epochs."""
     rows = []
+    ranks = dict(zip(c.table["run_id"], c.table["rank"], strict=True))
     for run in [*c.ranked, *(r for r in c.sweep.runs if r.borrowed)]:
         tuned = run.best_params
         params = ", ".join(f"{k}={_short(v)}{'*' if k in tuned else ''}" for k, v in run.model_params.items())
@@ -224,6 +233,7 @@ def params_table(c: PanelComparison) -> pd.DataFrame:
         )
         rows.append(
             {
+                "#": "—" if pd.isna(ranks[run.run_id]) else str(ranks[run.run_id]),
                 "run": run.label,
                 "id": run.run_id[:8],
                 "parameters (* = tuned)": params or "—",
