@@ -34,6 +34,7 @@ from imblab.report.render import FILES
 from tests.panel.conftest import NLSWORK_DIR, needs_nlswork
 from tests.panel.test_app import FAST, compose_panel
 from tests.panel.test_tuning import TINY, TUNED
+from tests.support.cli import imblab
 
 EXPERIMENT = "pcmp"
 
@@ -58,12 +59,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     """A real ``imblab panel -m model=persistence,lgbm_lags`` sweep, then three runs of their own."""
     root = tmp_path_factory.mktemp("panel-compare")
     uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "IMBLAB_PARENT"))}
-    cmd = [
-        sys.executable, "-m", "imblab", "panel", "-m", *FAST, "model=persistence,lgbm_lags",
-        f"tracking.uri={uri}", f"tracking.experiment={EXPERIMENT}", "tracking.log_model=false",
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    proc = imblab(
+        "panel", "-m", *FAST, "model=persistence,lgbm_lags", f"tracking.uri={uri}",
+        f"tracking.experiment={EXPERIMENT}", "tracking.log_model=false", cwd=root,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(EXPERIMENT)

@@ -90,6 +90,13 @@ def _size(n: int, max_cols: int, width: float, height: float) -> tuple[float, fl
     return width * min(max_cols, n), height * math.ceil(n / max_cols)
 
 
+def _small(ax: Axes) -> None:
+    """Small type for one panel of a grid."""
+    for text in (ax.title, ax.xaxis.label, ax.yaxis.label):
+        text.set_fontsize(8)
+    ax.tick_params(labelsize=7)
+
+
 def confusion_grid_figure(
     runs: Sequence[tuple[str, np.ndarray, np.ndarray]], class_names: Sequence[str], max_cols: int = 4
 ) -> Figure:
@@ -102,10 +109,7 @@ def confusion_grid_figure(
         for (i, j), text in np.ndenumerate(display.text_):
             text.set_text(f"{display.confusion_matrix[i, j]:.2f}\n({counts[i, j]})")
             text.set_fontsize(8)
-        ax.set_title(label, fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.xaxis.label.set_fontsize(8)
-        ax.yaxis.label.set_fontsize(8)
+        _small(ax)
     return fig
 
 
@@ -118,10 +122,7 @@ def wage_grid_figure(
         _axes(fig, len(runs), max_cols, sharex=True, sharey=True), runs, strict=True
     ):
         _draw_wage(ax, y, pred, name, label)
-        ax.title.set_fontsize(8)
-        ax.tick_params(labelsize=7)
-        ax.xaxis.label.set_fontsize(8)
-        ax.yaxis.label.set_fontsize(8)
+        _small(ax)
     return fig
 
 

@@ -6,14 +6,13 @@ either the same way (``report.files.log_report`` logs the directory under ``repo
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from imblab.report.files import figure_html, html_page, save_report
 from imblab.report.panel_comparison import MAJORITY, PanelComparison
 from imblab.report.panel_figures import (
     confusion_grid_figure,
@@ -22,7 +21,6 @@ from imblab.report.panel_figures import (
     wage_grid_figure,
 )
 from imblab.report.panel_render import markdown_report, nice, sections, summary_lines, text_report
-from imblab.report.render import FILES
 
 CAPTIONS = {
     "metrics_ci": "Test metrics with 95% person-bootstrap CIs (dotted: references)",
@@ -89,43 +87,28 @@ def _int(v: float | None) -> int | None:
     return None if v is None or not np.isfinite(v) else int(v)
 
 
-def _png(fig: Figure) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    return buf.getvalue()
-
-
 def html_report(c: PanelComparison, pngs: dict[str, bytes]) -> str:
     """One page with inline CSS and the plots as base64 PNG: no external resources."""
-    title = f"imblab panel comparison: {c.sweep.name}"
     notes = "".join(f"<li>{html.escape(line)}</li>" for line in summary_lines(c))
-    body = [f"<h1>{html.escape(title)}</h1>", f'<ul class="note">{notes}</ul>']
+    parts = [f'<ul class="note">{notes}</ul>']
     for heading, table in sections(c):
         rendered = table.to_html(index=False, border=0, escape=True)
         if "parameters (* = tuned)" in table.columns:  # long parameter lists wrap instead of scrolling
             rendered = rendered.replace("<td>", '<td class="wrap">').replace("<th>", '<th class="wrap">')
-        body.append(f'<h2>{html.escape(heading)}</h2><div class="scroll">{rendered}</div>')
-    for name, data in pngs.items():
-        caption = html.escape(CAPTIONS.get(name, name))
-        src = f"data:image/png;base64,{base64.b64encode(data).decode()}"
-        body.append(f'<h2>{caption}</h2><img alt="{caption}" src="{src}">')
-    return (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>'
-        f"<body>{''.join(body)}</body></html>\n"
-    )
+        parts.append(f'<h2>{html.escape(heading)}</h2><div class="scroll">{rendered}</div>')
+    parts += [figure_html(CAPTIONS.get(name, name), data) for name, data in pngs.items()]
+    return html_page(f"imblab panel comparison: {c.sweep.name}", _CSS, parts)
 
 
 def write_panel_report(c: PanelComparison, out_dir: str | Path) -> dict[str, Path]:
     """Write every format (and the plots as PNG) to ``out_dir``; returns the path of each format."""
-    out = Path(out_dir)
-    (out / "plots").mkdir(parents=True, exist_ok=True)
-    pngs = {name: _png(fig) for name, fig in panel_figures(c).items()}
-    for name, data in pngs.items():
-        (out / "plots" / f"{name}.png").write_bytes(data)
-    paths = {fmt: out / name for fmt, name in FILES.items()}
-    paths["table"].write_text(text_report(c))
-    paths["markdown"].write_text(markdown_report(c, {n: CAPTIONS.get(n, n) for n in pngs}))
-    c.table.to_csv(paths["csv"], index=False)
-    paths["html"].write_text(html_report(c, pngs))
-    return paths
+    return save_report(
+        out_dir,
+        panel_figures(c),
+        c.table,
+        lambda pngs: {
+            "table": text_report(c),
+            "markdown": markdown_report(c, {n: CAPTIONS.get(n, n) for n in pngs}),
+            "html": html_report(c, pngs),
+        },
+    )
