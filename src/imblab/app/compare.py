@@ -14,11 +14,11 @@ from typing import Any
 
 from imblab.metrics.names import bootstrap_metric
 from imblab.report.comparison import bootstrap_table, check_n_boot, load_sweep
+from imblab.report.panel_comparison import DEFAULT_METRIC as PANEL_DEFAULT_METRIC
 from imblab.report.panel_runs import is_panel_selection
 
 log = logging.getLogger(__name__)
 BINARY_METRIC = "test_pr_auc"
-PANEL_METRIC = "val_class_balanced_accuracy"  # select on validation, report on test (panel_comparison's)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -42,7 +42,7 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument(
         "--metric",
         default=None,
-        help=f"metric that ranks the runs (default: {BINARY_METRIC}; panel runs: {PANEL_METRIC}, any "
+        help=f"metric that ranks the runs (default: {BINARY_METRIC}; panel runs: {PANEL_DEFAULT_METRIC}, any "
         "val_<m> or test_<m> panel metric)",
     )
     p.add_argument(
@@ -82,14 +82,14 @@ def _panel(args: argparse.Namespace) -> int:
     from imblab.report.panel_comparison import panel_comparison
     from imblab.report.panel_runs import load_panel_runs
 
-    metric = args.metric or PANEL_METRIC
+    metric = args.metric or PANEL_DEFAULT_METRIC
     panel_metric(metric)  # fail before any download
     selection = load_panel_runs(args.experiment, args.sweep, args.tracking_uri)
     comparison = panel_comparison(selection, metric, n_boot=args.n_boot, seed=args.seed)
     from imblab.report.files import default_output
     from imblab.report.panel_files import write_panel_report  # matplotlib: only now
 
-    out = args.output or default_output(selection)  # type: ignore[arg-type]  # .name, as a Sweep has
+    out = args.output or default_output(selection)  # any object with a .name, as a Sweep has
     return _emit(args, comparison, out, write_panel_report(comparison, out))
 
 
