@@ -17,6 +17,7 @@ from imblab.report.render import FILES
 
 if TYPE_CHECKING:
     from imblab.report.panel_comparison import PanelComparison
+    from imblab.report.panel_runs import PanelRun
 
 NICE = {
     "wage_rmse": "wage RMSE",
@@ -122,6 +123,8 @@ def summary_lines(c: PanelComparison) -> list[str]:
             f"Selected on validation, reported on test: best = {best.label} (run {best.run_id}) by "
             f"{c.metric} ({direction} is better) = {num(best.metrics[c.metric])}; no test number chose it."
         )
+    study = f"; tuned by Optuna: {_study(best)}" if best.tuned else ""
+    lines.append(f"Best run's parameters (* = tuned): {_params(best)}{study}.")
     lines += [
         f"95% percentile CIs from {c.n_boot} bootstrap resamples of the test PERSONS (each keeps all its "
         f"examples; seed {c.seed}), the same resamples for every run, so differences are paired.",
@@ -211,18 +214,29 @@ def paired_table(c: PanelComparison) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _params(run: PanelRun) -> str:
+    """``k=v, ...`` of the model's parameters, the tuned ones starred."""
+    tuned = run.best_params
+    return (
+        ", ".join(f"{k}={_short(v)}{'*' if k in tuned else ''}" for k, v in run.model_params.items()) or "—"
+    )
+
+
+def _study(run: PanelRun) -> str:
+    """A tuned run's trial counts and best validation objective; — for an untuned run."""
+    if not run.tuned:
+        return "—"
+    m = run.metrics
+    counts = [f"{int(m.get(f'tuning_n_{s}', 0))} {s}" for s in ("complete", "pruned", "fail")]
+    return f"{', '.join(counts)}; best val_objective {num(m.get('tuning_best_value', math.nan), 4)}"
+
+
 def params_table(c: PanelComparison) -> pd.DataFrame:
     """Each run's model parameters (tuned ones starred), its study and its epochs."""
     rows = []
     ranks = dict(zip(c.table["run_id"], c.table["rank"], strict=True))
     for run in [*c.ranked, *(r for r in c.sweep.runs if r.borrowed)]:
-        tuned = run.best_params
-        params = ", ".join(f"{k}={_short(v)}{'*' if k in tuned else ''}" for k, v in run.model_params.items())
         m = run.metrics
-        study = "—"
-        if run.tuned:
-            counts = [f"{int(m.get(f'tuning_n_{s}', 0))} {s}" for s in ("complete", "pruned", "fail")]
-            study = f"{', '.join(counts)}; best val_objective {num(m.get('tuning_best_value', math.nan), 4)}"
         epochs = (
             f"{int(m['epochs_run'])} run, best {int(m.get('best_epoch', -1))}" if "epochs_run" in m else "—"
         )
@@ -236,8 +250,8 @@ def params_table(c: PanelComparison) -> pd.DataFrame:
                 "#": "—" if pd.isna(ranks[run.run_id]) else str(ranks[run.run_id]),
                 "run": run.label,
                 "id": run.run_id[:8],
-                "parameters (* = tuned)": params or "—",
-                "study (trials)": study,
+                "parameters (* = tuned)": _params(run),
+                "study (trials)": _study(run),
                 "epochs": epochs,
                 "decision offsets": offsets,
             }
