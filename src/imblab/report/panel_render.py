@@ -191,7 +191,11 @@ def class_table(c: PanelComparison) -> pd.DataFrame:
     rows = []
     for _, r in c.table.iterrows():
         row = {"#": _rank(r), "run": r["label"]}
-        row |= {nice(m): ci(r, f"test_{m}") for m in (*CLASS_METRICS, *(f"recall_{s}" for s in c.slugs))}
+        row |= {nice(m): ci(r, f"test_{m}") for m in CLASS_METRICS}
+        row |= {
+            f"recall {name}": ci(r, f"test_recall_{s}")
+            for name, s in zip(c.class_names, c.slugs, strict=True)
+        }
         row["vs majority: Δ balanced accuracy [CI]"] = _versus(r, "majority_class_balanced_accuracy")
         rows.append(row)
     return pd.DataFrame(rows)
