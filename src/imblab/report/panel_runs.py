@@ -69,7 +69,7 @@ class PanelRun:
 
     @property
     def tuned(self) -> bool:
-        return TAG_STUDY in self.tags or self.params.get("tuning.enabled", "False").lower() == "true"
+        return _is_tuned(self.tags, self.params)
 
     @property
     def best_params(self) -> dict[str, str]:
@@ -240,9 +240,13 @@ def _finished(client: MlflowClient, exp: Experiment, sweep_id: str | None, where
 
 def _label(run: Run) -> str:
     tags, params = run.data.tags, run.data.params
-    tuned = TAG_STUDY in tags or params.get("tuning.enabled", "False").lower() == "true"
     parts = [tags.get("model", "?"), tags.get("class_balance", "?"), tags.get("decision", "?")]
-    return " · ".join(parts + (["tuned"] if tuned else []))
+    return " · ".join(parts + (["tuned"] if _is_tuned(tags, params) else []))
+
+
+def _is_tuned(tags: dict[str, str], params: dict[str, str]) -> bool:
+    """A run that ran an Optuna study (its best parameters refitted), by its study tag or its config."""
+    return TAG_STUDY in tags or params.get("tuning.enabled", "False").lower() == "true"
 
 
 def _load_run(client: MlflowClient, run: Run, label: str, borrowed: bool = False) -> PanelRun:
