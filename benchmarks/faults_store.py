@@ -22,19 +22,12 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+# The quickest training run is the tests' (tests/conftest.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.conftest import QUICK
+
 REPO = Path(__file__).resolve().parents[1]
 PROCESSES = 3
-TINY = (
-    "data=synthetic",
-    "data.n_samples=300",
-    "data.n_features=8",
-    "sampler=none",
-    "model=logreg",
-    "cv.folds=2",
-    "cv.n_jobs=1",
-    "tracking.log_model=false",
-    "tracking.experiment=drill",
-)
 NAME = f"processes that succeed on {PROCESSES} concurrent first uses of a new store"
 
 
@@ -45,7 +38,8 @@ def first_use(store_dir: Path) -> tuple[int, list[str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "IMBLAB_PARENT"))}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
     env["IMBLAB_CACHE_DIR"] = str(store_dir / "cache")
-    cmd = [sys.executable, "-m", "imblab", "train", *TINY, f"tracking.uri={uri}"]
+    tracking = ["tracking.log_model=false", "tracking.experiment=drill", f"tracking.uri={uri}"]
+    cmd = [sys.executable, "-m", "imblab", "train", *QUICK, *tracking]
     procs = [
         subprocess.Popen(
             cmd, cwd=store_dir.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True

@@ -26,9 +26,8 @@ from imblab.experiment import run_experiment
 from imblab.report.comparison import bootstrap_table, load_sweep
 from imblab.report.files import write_report
 from imblab.tracking.sweeps import PARENT_ENV, PARENT_URI_ENV, close_sweep, open_sweep
-from tests.conftest import FAST, compose_config
+from tests.conftest import QUICK, compose_config
 
-QUICK = (*(o for o in FAST if not o.startswith(("sampler", "model"))), "sampler=none", "model=logreg")
 FAILS = ("sampler=smote", "sampler.estimator.k_neighbors=50")  # too few minority rows per fold
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -20,21 +21,10 @@ from mlflow.tracking import MlflowClient
 
 from imblab.app.main import main as imblab_main
 from imblab.tracking.store import artifact_location, ensure_experiment, sqlite_path, use_tracking
+from tests.conftest import QUICK
 from tests.support.cli import runs_of
 
 ROUNDS = 2
-
-# The quickest training run: no sampler, logistic regression, 2 folds, no model logged.
-TINY = (
-    "data=synthetic",
-    "data.n_samples=300",
-    "data.n_features=8",
-    "sampler=none",
-    "model=logreg",
-    "cv.folds=2",
-    "cv.n_jobs=1",
-    "tracking.log_model=false",
-)
 
 
 def _first_use(uris: list[str], barrier: multiprocessing.synchronize.Barrier, results) -> None:
@@ -91,7 +81,8 @@ def _finish(procs: list[subprocess.Popen]) -> list[tuple[int, str]]:
 def test_three_concurrent_trains_on_a_new_store_all_finish(tmp_path: Path) -> None:
     for i in range(2):
         uri = f"sqlite:///{tmp_path / f'round{i}' / 'mlflow.db'}"
-        procs = [_start("train", *TINY, f"tracking.uri={uri}", cwd=tmp_path) for _ in range(3)]
+        args = [*QUICK, "tracking.log_model=false", f"tracking.uri={uri}"]
+        procs = [_start("train", *args, cwd=tmp_path) for _ in range(3)]
         for code, err in _finish(procs):
             assert code == 0, err[-3000:]
         runs = runs_of(uri, "imblab")
@@ -111,10 +102,10 @@ def test_two_concurrent_runs_commands_on_a_new_store_both_succeed(tmp_path: Path
 
 
 def test_a_held_lock_times_out_with_a_clear_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, tracking_uri: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    db = tmp_path / "held" / "mlflow.db"
-    db.parent.mkdir()
+    # A store this process has not opened yet (the migrated template: no migration to wait for).
+    db = sqlite_path(tracking_uri)
     holder = os.open(db.with_name("mlflow.db.lock"), os.O_RDONLY | os.O_CREAT)
     fcntl.flock(holder, fcntl.LOCK_EX)  # as a hung process creating the store would hold it
     monkeypatch.setenv("IMBLAB_STORE_LOCK_TIMEOUT", "0.5")
@@ -127,7 +118,7 @@ def test_a_held_lock_times_out_with_a_clear_error(
     err = capsys.readouterr().err
     assert err.startswith("imblab: error: timed out after 0.5 s waiting for ") and "mlflow.db.lock" in err
     assert "IMBLAB_STORE_LOCK_TIMEOUT" in err
-    # Released: the same command now opens (and creates) the store.
+    # Released: the same command now opens the store.
     assert imblab_main(["runs", "--experiment", "Default", "--tracking-uri", f"sqlite:///{db}"]) == 0
 
     monkeypatch.setenv("IMBLAB_STORE_LOCK_TIMEOUT", "soon")
@@ -161,11 +152,15 @@ def test_a_store_that_cannot_be_created_or_locked(
     assert "no runs in experiment 'Default'" in capsys.readouterr().out
 
 
-def test_relative_sqlite_uri_is_relative_to_the_working_directory(tmp_path: Path) -> None:
+def test_relative_sqlite_uri_is_relative_to_the_working_directory(
+    tmp_path: Path, migrated_store: Path
+) -> None:
+    (tmp_path / "rel").mkdir()
+    shutil.copyfile(migrated_store, tmp_path / "rel" / "mlflow.db")  # migrating takes seconds
     uri = use_tracking("sqlite:///rel/mlflow.db")  # the cwd is tmp_path (see conftest)
     assert uri == "sqlite:///rel/mlflow.db"
     assert sqlite_path(uri) == tmp_path / "rel" / "mlflow.db"
-    assert (tmp_path / "rel" / "mlflow.db").is_file() and (tmp_path / "rel" / "mlflow.db.lock").is_file()
+    assert (tmp_path / "rel" / "mlflow.db.lock").is_file()
     ensure_experiment("rel", uri)
     exp = MlflowClient(uri).get_experiment_by_name("rel")
     assert exp.artifact_location == (tmp_path / "rel" / "artifacts").as_uri() == artifact_location(uri)

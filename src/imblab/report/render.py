@@ -99,19 +99,17 @@ def display_table(comparison: Comparison, extra: Sequence[str] | None = None) ->
         for other in extra:
             row[f"test {nice(other)}"] = _ci(r[f"test_{other}"], r[f"test_{other}_lo"], r[f"test_{other}_hi"])
         rows.append(row)
-    table = pd.DataFrame(rows)
     progress = comparison.sweep.progress
-    unfinished = [
-        {
-            "variant": base_label(run.data.tags),
-            "run": run.info.run_id[:8],
-            "verdict": f"{run.info.status}: not compared",
-        }
-        for run in (progress.unfinished if progress else ())
-    ]
-    if not unfinished:
-        return table
-    return pd.concat([table, pd.DataFrame(unfinished)], ignore_index=True).fillna("—")
+    for run in progress.unfinished if progress else ():
+        rows.append(
+            {
+                **dict.fromkeys(rows[0], "—"),
+                "variant": base_label(run.data.tags),
+                "run": run.info.run_id[:8],
+                "verdict": f"{run.info.status}: not compared",
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def csv_table(comparison: Comparison) -> pd.DataFrame:
