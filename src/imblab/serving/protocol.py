@@ -84,7 +84,7 @@ def media_type(content_type: str | None) -> str:
         raise RequestError(
             415, BAD_REQUEST, f"Content-Type {shorten(content_type, 80)!r} is not read; {expected}"
         )
-    for parameter in parameters:
+    for parameter in filter(None, parameters):  # "application/json;" has an empty one
         key, _, value = parameter.partition("=")
         if key.strip().lower() != "charset" or value.strip().strip('"').lower() != "utf-8":
             raise RequestError(

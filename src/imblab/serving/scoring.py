@@ -41,8 +41,8 @@ class ServedModel:
         """The pyfunc at a local ``path``; an ``ImblabError`` when it cannot be loaded."""
         try:
             pyfunc = mlflow.pyfunc.load_model(path)
-        except (MlflowException, OSError) as exc:
-            raise ImblabError(f"cannot load model {label}: {exc}") from None
+        except Exception as exc:  # unpickling a model can fail in any way (a missing library, a version)
+            raise ImblabError(f"cannot load model {label}: {type(exc).__name__}: {exc}") from None
         schema = pyfunc.metadata.get_params_schema()
         params = tuple(p.name for p in schema.params) if schema else ()
         try:
