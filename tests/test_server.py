@@ -258,9 +258,15 @@ def test_a_body_over_the_limit_is_413_before_it_is_read(base: str) -> None:
     assert answer.startswith(b"HTTP/1.1 400 ") and b"1 unexpected column(s) ['x']" in answer, answer[:500]
 
 
-def test_serve_refuses_a_bad_body_limit(fast: Served, capsys: pytest.CaptureFixture[str]) -> None:
+def test_serve_refuses_a_bad_body_limit_and_a_directory_that_is_no_model(
+    fast: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code = imblab_main(["serve", CHAMPION_URI, "--tracking-uri", fast.tracking_uri, "--max-body-mb", "0"])
     assert code == 2 and "--max-body-mb must be > 0, got 0.0" in capsys.readouterr().err
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_text("not a model")
+    code = imblab_main(["serve", str(tmp_path / "junk"), "--tracking-uri", fast.tracking_uri])
+    assert code == 2 and f"cannot load model {tmp_path / 'junk'}: MlflowException" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------------------
