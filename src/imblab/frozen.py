@@ -95,7 +95,7 @@ class FrozenModel(mlflow.pyfunc.PythonModel):
         try:
             return self.decide(self.predict_proba(model_input), threshold)
         except ImblabError as exc:
-            # An MlflowException with this code becomes an HTTP 400 in MLflow's scoring server.
+            # An MlflowException with this code becomes an HTTP 400 in imblab serve (and MLflow's server).
             raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from exc
 
 
