@@ -92,14 +92,18 @@ def test_rejected_below_the_minimum() -> None:
     assert worse.outcome == REJECTED and worse.improvement == pytest.approx(-0.01)
 
 
-def test_an_exact_tie_passes_a_minimum_of_zero() -> None:
+def test_a_tie_never_moves_the_champion() -> None:
     d = apply_gate(decision(metrics(pr_auc=0.5), metrics(pr_auc=0.5)))
-    assert d.promoted and d.outcome == PROMOTED and d.improvement == 0.0
-    # Float noise in a tie (0.1 + 0.2 != 0.3) does not fail it either.
-    noisy = apply_gate(decision(metrics(pr_auc=0.1 + 0.2), metrics(pr_auc=0.3)))
-    assert noisy.promoted
-    # ...but a real shortfall does.
-    assert not apply_gate(decision(metrics(pr_auc=0.5 - 1e-9), metrics(pr_auc=0.5))).promoted
+    assert not d.promoted and d.outcome == REJECTED and d.improvement == 0.0
+    assert "improvement +0.0000 fails the gate" in d.reason and "a tie never moves the champion" in d.reason
+    # Float noise in a tie (0.1 + 0.2 != 0.3) is a tie too, in both directions.
+    assert not apply_gate(decision(metrics(pr_auc=0.1 + 0.2), metrics(pr_auc=0.3))).promoted
+    assert not apply_gate(decision(metrics(pr_auc=0.3), metrics(pr_auc=0.1 + 0.2))).promoted
+    # ...but a real gain, however small, passes a minimum of 0, and shows as more than +0.0000.
+    tiny = apply_gate(decision(metrics(pr_auc=0.5 + 1e-6), metrics(pr_auc=0.5)))
+    assert tiny.promoted and "improvement +1.00e-06 passes" in tiny.reason
+    # A negative minimum is an explicit allowance for a worse model, so a tie passes it.
+    assert apply_gate(decision(metrics(pr_auc=0.5), metrics(pr_auc=0.5), min_improvement=-0.01)).promoted
 
 
 def test_lower_is_better_metric_direction() -> None:
@@ -145,7 +149,7 @@ def test_already_champion_decides_nothing() -> None:
     d = already_champion(decision(metrics(pr_auc=0.7)), "3")
     assert not d.promoted and d.outcome == ALREADY_CHAMPION
     assert d.champion == d.challenger and d.champion_version == "3" and d.improvement == 0.0
-    assert "already is champion (version 3)" in d.reason
+    assert "already is champion (version 3); nothing changed" in d.reason
 
 
 def test_summary_shows_both_models() -> None:

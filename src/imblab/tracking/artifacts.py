@@ -28,6 +28,7 @@ from imblab.tracking.layout import (
     CV_FOLDS_CSV,
     METRICS_JSON,
     OOF_SCORES,
+    PANEL_TEST_PREDICTIONS,
     PLOTS_DIR,
     TEST_SCORES,
     THRESHOLD_JSON,
@@ -153,3 +154,13 @@ def read_scores(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
         except (MlflowException, OSError, ValueError) as exc:
             raise _missing(run, f"{OOF_SCORES} / {TEST_SCORES}", exc) from None
     return oof, test
+
+
+def read_panel_predictions(run: Run) -> pd.DataFrame:
+    """A panel run's test predictions: person, time, y_wage, y_class, wage, class, prob_<class>."""
+    uri = f"{run.info.artifact_uri.rstrip('/')}/{PANEL_TEST_PREDICTIONS}"
+    with tempfile.TemporaryDirectory(prefix="imblab-scores-") as tmp, quiet_downloads():
+        try:
+            return pd.read_parquet(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        except (MlflowException, OSError, ValueError) as exc:
+            raise _missing(run, PANEL_TEST_PREDICTIONS, exc) from None
