@@ -37,6 +37,11 @@ RANKING_METRICS: dict[str, bool] = {
 }
 DEFAULT_RANKING_METRIC = "test_class_balanced_accuracy"
 RANKING_PREFIXES = ("test", "val")
+_LOWER = ", ".join(m for m, higher in RANKING_METRICS.items() if not higher)
+RANKING_USAGE = (
+    f"use test_<m> or val_<m> with <m> one of {list(RANKING_METRICS)} or recall_<class> / "
+    f"precision_<class> (e.g. {DEFAULT_RANKING_METRIC}; {_LOWER} count as lower-is-better)"
+)
 
 
 def ranking_metric(name: str) -> tuple[str, bool]:
@@ -45,12 +50,7 @@ def ranking_metric(name: str) -> tuple[str, bool]:
         base = name.removeprefix(f"{prefix}_") if isinstance(name, str) else ""
         if base != name and (base in RANKING_METRICS or re.fullmatch(r"(recall|precision)_[a-z0-9_]+", base)):
             return base, RANKING_METRICS.get(base, True)
-    lower = [m for m, higher in RANKING_METRICS.items() if not higher]
-    raise ImblabError(
-        f"--metric {name!r} cannot rank panel models; use test_<m> or val_<m> with <m> one of "
-        f"{list(RANKING_METRICS)} or recall_<class> / precision_<class> (e.g. {DEFAULT_RANKING_METRIC}; "
-        f"{', '.join(lower)} count as lower-is-better)"
-    )
+    raise ImblabError(f"--metric {name!r} cannot rank panel models; {RANKING_USAGE}")
 
 
 def slug(name: str) -> str:

@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from imblab.errors import ImblabError
 from imblab.panel.metrics import DEFAULT_RANKING_METRIC as PANEL_DEFAULT_METRIC
+from imblab.panel.metrics import RANKING_USAGE as PANEL_USAGE
 from imblab.panel.metrics import ranking_metric as panel_ranking_metric
 from imblab.registry.gate import metric_direction, rank
 from imblab.registry.versions import workload_of
@@ -51,8 +52,8 @@ def ranking(metric: str | None, workload: str | None = None) -> Ranking:
     except ImblabError as binary_error:
         try:
             base, higher = panel_ranking_metric(metric)
-        except ImblabError as panel_error:
-            raise ImblabError(f"{binary_error}. For panel runs: {panel_error}") from None
+        except ImblabError:
+            raise ImblabError(f"{binary_error}. For panel runs, {PANEL_USAGE}") from None
         found = Ranking(metric, base, higher, WORKLOAD_PANEL)
     if workload is not None and found.workload != workload:
         raise ImblabError(

@@ -14,6 +14,7 @@ from imblab.errors import ImblabError
 from imblab.frozen import FrozenModel
 from imblab.panel.frozen import PanelFrozenModel
 from imblab.registry.gate import CHAMPION
+from imblab.tracking.artifacts import quiet_downloads
 from imblab.tracking.layout import TAG_SOURCE_RUN, TAG_WORKLOAD, WORKLOAD_BINARY
 
 
@@ -42,7 +43,8 @@ def parse_registered_uri(client: MlflowClient, model_uri: str) -> ModelVersion:
 def load_model(model_uri: str, dst: str | None = None) -> tuple[Any, FrozenModel | PanelFrozenModel]:
     """The pyfunc model and the imblab model inside it: binary (``FrozenModel``) or panel."""
     try:
-        pyfunc = mlflow.pyfunc.load_model(model_uri, dst_path=dst)
+        with quiet_downloads():  # a model is ~100 files (imblab's code travels with it): no progress bar
+            pyfunc = mlflow.pyfunc.load_model(model_uri, dst_path=dst)
     except MlflowException as exc:
         raise ImblabError(f"cannot load model {model_uri}: {exc.message}") from None
     model = pyfunc.unwrap_python_model()
