@@ -37,6 +37,7 @@ from imblab.errors import ImblabError
 log = logging.getLogger(__name__)
 
 LOCK_DIR = ".imblab-locks"
+WAITING = "waiting for another promotion"  # logged when the lock is busy (tests line promotes up on it)
 DEFAULT_TIMEOUT = 600.0  # seconds: a promotion that legitimately holds the lock takes seconds to a minute
 
 
@@ -79,13 +80,13 @@ def promotion_lock(registry_uri: str, model_name: str, timeout: float = DEFAULT_
     try:
         lock.acquire(timeout=0)
     except filelock.Timeout:
-        log.info("waiting for another promotion of %r to finish (lock %s)", model_name, path)
+        log.info("%s of %r to finish (lock %s)", WAITING, model_name, path)
         try:
             lock.acquire(timeout=timeout)
         except filelock.Timeout:
             raise ImblabError(
                 f"another `imblab promote` of {model_name!r} has held the lock {path} for over "
-                f"{timeout:.0f}s; wait for it to finish and retry (the lock is released when that "
+                f"{timeout:g}s; wait for it to finish and retry (the lock is released when that "
                 "process exits)"
             ) from None
     try:
