@@ -37,21 +37,11 @@ from imblab.registry.promote import promote
 
 # Lining processes up on the lock is a test helper, shared with the tests (tests/support).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.conftest import FAST as TRAIN  # the tests' small synthetic binary run
 from tests.support.promotions import lined_up_promotes
 
 NAME = "drill-defects"
 EXPERIMENT = "drill"
-TRAIN = (
-    "data=synthetic",
-    "data.n_samples=600",
-    "data.n_features=12",
-    "data.positive_rate=0.1",
-    "sampler=smote",
-    "model=lgbm",
-    "model.estimator.n_estimators=40",
-    "cv.folds=3",
-    "cv.n_jobs=1",
-)
 
 
 def _train(uri: str, cache: Path) -> RunOutcome:

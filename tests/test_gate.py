@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -180,3 +181,41 @@ def test_the_gate_imports_no_mlflow() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_a_panel_decision_shows_its_own_metrics_and_describes_the_version() -> None:
+    new = {"class_balanced_accuracy": 0.61, "class_macro_f1": 0.55, "wage_rmse": 0.33}
+    old = {"class_balanced_accuracy": 0.60, "class_macro_f1": 0.57, "wage_rmse": 0.31}
+    d = Decision(
+        model_name="panel-wage",
+        metric="val_class_balanced_accuracy",
+        gate_metric="test_class_balanced_accuracy",
+        higher_is_better=True,
+        run_id="p" * 32,
+        model_uri="models:/m-2",
+        selection_value=0.6,
+        challenger=new,
+        champion=old,
+        champion_version="1",
+        min_improvement=0.0,
+        promoted=False,
+        outcome="",
+        reason="",
+        test_rows=3553,
+        shown=("class_macro_f1", "wage_rmse"),
+        rows_label="test waves of 700 persons",
+    )
+    apply_gate(d)
+    assert d.promoted and "improvement +0.0100 passes" in d.reason
+    text = d.summary()
+    assert re.search(
+        r"\n  class_balanced_accuracy +0\.6100 +0\.6000\n  class_macro_f1 +0\.5500 +0\.5700\n", text
+    )
+    assert "(on 3553 test waves of 700 persons of run pppp" in text and "threshold" not in text
+    assert set(json.loads(d.tags()["imblab.gate.challenger_metrics"])) == set(new)  # no binary metrics
+    described = d.description("imblab panel model from run p.")
+    assert described.startswith("imblab panel model from run p.\n\nTest metrics (on 3553 test waves")
+    assert "class_balanced_accuracy 0.61, class_macro_f1 0.55, wage_rmse 0.33." in described
+    assert (
+        "Promotion (val_class_balanced_accuracy, gate test_class_balanced_accuracy): promoted." in described
+    )

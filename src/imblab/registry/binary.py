@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,7 +21,7 @@ from imblab.frozen import PROBABILITY
 from imblab.metrics.core import threshold_metrics
 from imblab.metrics.costs import Costs
 from imblab.protocol.split import holdout_split
-from imblab.registry.gate import BINARY_SHOWN, GateRows, comparability_problem
+from imblab.registry.gate import BINARY_SHOWN, GateRows, comparability_problem, run_header
 from imblab.registry.versions import load_frozen
 from imblab.tracking.artifacts import read_config, read_scores
 from imblab.tracking.layout import TAG_DATA_FINGERPRINT, WORKLOAD_BINARY
@@ -90,23 +89,12 @@ def binary_rows(run: Run) -> GateRows:
     """The gate's rows for a binary training run (``imblab train``)."""
     data = load_test_data(run)
     tags = run.data.tags
-    header = (
-        f"imblab binary model from run {run.info.run_id} ({run.info.run_name}): "
-        f"sampler={tags.get('sampler', '?')}, model={tags.get('model', '?')}, "
-        f"threshold policy={tags.get('threshold_policy', '?')} (threshold {tags.get('threshold', '?')}), "
-        f"data={tags.get('data', '?')} (fingerprint {data.fingerprint}). Input: one row per item with the "
-        "model's feature columns; output: decision, probability (params: threshold)."
+    settings = {k: tags.get(k, "?") for k in ("sampler", "model", "threshold_policy", "threshold", "data")}
+    io = (
+        f"Data fingerprint {data.fingerprint}. Input: one row per item with the model's feature columns; "
+        "output: decision, probability (params: threshold)."
     )
-
-    def problem(champion_run: Any) -> str | None:
-        return champion_problem(champion_run, data)
-
+    header = run_header(WORKLOAD_BINARY, run.info.run_id, str(run.info.run_name), settings, io)
     return GateRows(
-        workload=WORKLOAD_BINARY,
-        n=len(data.y),
-        label="test rows",
-        shown=BINARY_SHOWN,
-        header=header,
-        score=lambda uri: evaluate(uri, data),
-        problem=problem,
+        WORKLOAD_BINARY, len(data.y), "test rows", BINARY_SHOWN, header, data, evaluate, champion_problem
     )

@@ -123,8 +123,21 @@ class GateRows:
     label: str  # what n counts, e.g. "test rows" or "test waves of 712 persons"
     shown: tuple[str, ...]  # metrics shown and tagged besides the gate metric
     header: str  # the challenger version's description: run, model, data, decision or threshold
-    score: Callable[[str], dict[str, float]]  # model URI -> every metric on these rows
-    problem: Callable[[Any], str | None]  # champion's training run -> why its test rows differ, or None
+    data: Any  # the rebuilt rows, as the workload's two functions below take them
+    scorer: Callable[[str, Any], dict[str, float]]  # (model URI, data) -> every metric on these rows
+    checker: Callable[[Any, Any], str | None]  # (champion's training run, data) -> why its rows differ
+
+    def score(self, model_uri: str) -> dict[str, float]:
+        return self.scorer(model_uri, self.data)
+
+    def problem(self, champion_run: Any) -> str | None:
+        return self.checker(champion_run, self.data)
+
+
+def run_header(workload: str, run_id: str, run_name: str, settings: dict[str, str], io: str) -> str:
+    """The first paragraph of a version's description: which run, its settings, its input and output."""
+    told = ", ".join(f"{k}={v}" for k, v in settings.items())
+    return f"imblab {workload} model from run {run_id} ({run_name}): {told}. {io}"
 
 
 # --------------------------------------------------------------------------------------------------

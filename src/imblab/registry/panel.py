@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,7 +23,7 @@ from imblab.errors import ImblabError
 from imblab.panel.examples import Examples, build_examples, person_split
 from imblab.panel.frozen import CLASS, WAGE, PanelFrozenModel, example_histories
 from imblab.panel.metrics import class_metrics, wage_metrics
-from imblab.registry.gate import GateRows
+from imblab.registry.gate import GateRows, run_header
 from imblab.registry.versions import load_model
 from imblab.tracking.artifacts import read_config, read_panel_predictions
 from imblab.tracking.layout import WORKLOAD_PANEL
@@ -125,25 +124,14 @@ def champion_problem(champion_run: Run, data: PanelGateData) -> str | None:
 def panel_rows(run: Run) -> GateRows:
     """The gate's rows for a panel run (``imblab panel``): every wave of its test persons."""
     data = load_test_persons(run)
-    tags = run.data.tags
-    header = (
-        f"imblab panel model from run {run.info.run_id} ({run.info.run_name}): "
-        f"model={tags.get('model', '?')}, class_balance={tags.get('class_balance', '?')}, "
-        f"decision={tags.get('decision', '?')} (chosen on validation persons), data={tags.get('data', '?')}. "
-        "Input: history rows, one per person and wave, each person's last row the wave to predict with "
-        f"empty targets; output per person: id, time, {WAGE}, {CLASS}, prob_<class> "
-        "(params: decision=argmax overrides the frozen decision)."
+    settings = {k: run.data.tags.get(k, "?") for k in ("model", "class_balance", "decision", "data")}
+    io = (
+        "The decision was chosen on the validation persons. Input: history rows, one per person and wave, "
+        "each person's last row the wave to predict with empty targets; output per person: id, time, "
+        f"{WAGE}, {CLASS}, prob_<class> (params: decision=argmax overrides the frozen decision)."
     )
-
-    def problem(champion_run: Any) -> str | None:
-        return champion_problem(champion_run, data)
-
+    header = run_header(WORKLOAD_PANEL, run.info.run_id, str(run.info.run_name), settings, io)
+    label = f"test waves of {data.n_persons} persons"
     return GateRows(
-        workload=WORKLOAD_PANEL,
-        n=len(data.y_reg),
-        label=f"test waves of {data.n_persons} persons",
-        shown=PANEL_SHOWN,
-        header=header,
-        score=lambda uri: evaluate(uri, data),
-        problem=problem,
+        WORKLOAD_PANEL, len(data.y_reg), label, PANEL_SHOWN, header, data, evaluate, champion_problem
     )
