@@ -17,7 +17,9 @@ def main(argv: Sequence[str]) -> int:
         "Promotions of one model name run one at a time; a run is registered once.",
     )
     p.add_argument("--experiment", default="imblab", help="MLflow experiment to pick the best run from")
-    p.add_argument("--run", dest="run_id", default=None, help="promote this run instead of the best one")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--run", dest="run_id", default=None, help="promote this run instead of the best one")
+    which.add_argument("--sweep", default=None, help="only the runs of this sweep (its parent run id)")
     p.add_argument(
         "--metric",
         default=None,
@@ -33,7 +35,6 @@ def main(argv: Sequence[str]) -> int:
         default=None,
         help=f"registered model name (default {DEFAULT_MODEL_NAME}; panel runs {DEFAULT_PANEL_MODEL_NAME})",
     )
-    p.add_argument("--sweep", default=None, help="only the runs of this sweep (its parent run id)")
     p.add_argument(
         "--min-improvement",
         type=float,

@@ -63,6 +63,9 @@ def _waves(ex: Examples, class_names: list[str]) -> pd.DataFrame:
 
 def wave_difference(ours: pd.DataFrame, theirs: pd.DataFrame) -> str | None:
     """How two sets of test waves (person, time, y_wage, y_class) differ; None when they are the same."""
+    lacking = [c for c in (*WAVE_KEYS, "y_wage", "y_class") if c not in theirs.columns]
+    if lacking:
+        return f"test predictions without the columns {lacking} (logged by an older imblab)"
     a = ours.sort_values(WAVE_KEYS, kind="stable").reset_index(drop=True)
     b = theirs.sort_values(WAVE_KEYS, kind="stable").reset_index(drop=True)
     if len(a) != len(b) or not (a[WAVE_KEYS].to_numpy() == b[WAVE_KEYS].to_numpy()).all():

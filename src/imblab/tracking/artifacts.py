@@ -116,7 +116,8 @@ def quiet_downloads() -> Iterator[None]:
 def _missing(run: Run, what: str, exc: Exception) -> ImblabError:
     return ImblabError(
         f"run {run.info.run_id} ({run.info.run_name}) has no {what} artifact ({exc}); it was not logged "
-        "by `imblab train` (another tool or an older imblab): retrain it with imblab or leave it out"
+        "by `imblab train` or `imblab panel` (another tool or an older imblab): retrain it with imblab or "
+        "leave it out"
     )
 
 
