@@ -96,7 +96,9 @@ def test_panel_promote_scores_both_models_on_the_same_test_persons(tracking_uri:
     assert registered(client) == ["1", "2"]
 
 
-def test_panel_and_binary_models_are_never_compared(tracking_uri: str) -> None:
+def test_panel_and_binary_models_are_never_compared(
+    tmp_path: Path, tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     client = MlflowClient(tracking_uri)
     panel_run = train_panel(tracking_uri, "model=persistence")
     cfg = compose_config(*BINARY_FAST, f"tracking.uri={tracking_uri}", "tracking.experiment=t")
@@ -116,6 +118,13 @@ def test_panel_and_binary_models_are_never_compared(tracking_uri: str) -> None:
         promote("panel", "test_pr_auc", run_id=panel_run.run_id, tracking_uri=tracking_uri)
     with pytest.raises(ImblabError, match="ranks panel runs and experiment 't' has none"):
         promote("t", "test_class_macro_f1", tracking_uri=tracking_uri)
+    # predict: --decision is a panel model's option, --threshold a binary model's.
+    argv = ["predict", "models:/defects@champion", "lots.parquet", "-o", str(tmp_path / "o.parquet")]
+    assert imblab_main([*argv, "--decision", "argmax", "--tracking-uri", tracking_uri]) == 2
+    assert (
+        "--decision applies to panel models; models:/defects@champion is a binary model"
+        in capsys.readouterr().err
+    )
 
 
 def test_champion_tested_on_other_persons_needs_force(tracking_uri: str) -> None:
