@@ -79,7 +79,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
 
 @pytest.fixture(scope="module")
 def everything(store: Store) -> PanelSelection:
-    return load_panel_runs(EXPERIMENT, "all", store.uri)
+    """Every finished panel run, the persistence rerun included (--sweep all --all-runs)."""
+    return load_panel_runs(EXPERIMENT, "all", store.uri, keep_reruns=True)
 
 
 def test_the_default_is_the_latest_sweep_and_trials_are_never_variants(
@@ -105,6 +106,12 @@ def test_the_default_is_the_latest_sweep_and_trials_are_never_variants(
     assert set(tuned.best_params) >= {"units1", "units2", "learning_rate"}
     assert tuned.model_params["units1"] == tuned.best_params["units1"]  # the tuned value, not the config's
     assert len(tuned.history["val_loss"]) == tuned.metrics["epochs_run"]
+
+    # Without --all-runs, a configuration run again counts once: its newest run.
+    newest = load_panel_runs(EXPERIMENT, "all", store.uri)
+    assert newest.reruns_left_out == 1 and [r.run_id for r in newest.runs if r.model == "persistence"] == [
+        store.again
+    ]
 
     # A trial is not a variant: comparing one points at the tuned run it belongs to.
     with pytest.raises(ImblabError, match=rf"Optuna trial \d of run {store.tuned}.*--sweep {store.tuned}"):
@@ -255,7 +262,7 @@ def test_sweep_all_on_the_command_line_prints_the_same_numbers(store: Store) -> 
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     printed = pd.read_csv(io.StringIO(proc.stdout))
-    assert len(printed) == 6 and printed["label"].iloc[-1].startswith(MAJORITY)
+    assert len(printed) == 5 and printed["label"].iloc[-1].startswith(MAJORITY)  # the rerun left out
     again = panel_comparison(load_panel_runs(EXPERIMENT, "all", store.uri), n_boot=150, seed=4).table
     for col in ("test_wage_rmse", "test_wage_rmse_lo", "test_class_macro_f1_hi", "best_wage_rmse_p_beats"):
         np.testing.assert_allclose(printed[col], again[col], atol=1e-12, err_msg=col)
@@ -273,11 +280,24 @@ def test_runs_on_other_test_persons_are_refused(store: Store, capsys: pytest.Cap
     assert first[:8] in err and other[:8] in err and "split.seed: 42 vs 1" in err
 
 
+def test_a_running_panel_sweep_needs_partial(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    client = MlflowClient(store.uri)
+    exp = client.create_experiment("running")
+    parent = client.create_run(exp, tags={"imblab.role": "sweep", "imblab.n_jobs": "2"}).info.run_id
+    job = {"imblab.role": "run", "imblab.workload": "panel", "imblab.sweep_id": parent, "model": "lstm"}
+    client.create_run(exp, tags=job)  # still RUNNING
+    base = ["compare", "--experiment", "running", "--tracking-uri", store.uri, "--no-log"]
+    assert imblab_main(base) == 2
+    assert f"sweep {parent} is still running (0 of 2 children finished)" in capsys.readouterr().err
+    assert imblab_main([*base, "--partial"]) == 2  # the finished runs so far: none yet
+    assert "has no FINISHED panel runs to compare" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--metric", "val_pr_auc"), "--metric 'val_pr_auc' is not a panel metric"),
-        (("--metric", "cv_wage_rmse"), "is not a panel metric"),
+        (("--metric", "val_pr_auc"), "--metric 'val_pr_auc' cannot rank panel models"),
+        (("--metric", "cv_wage_rmse"), "cannot rank panel models; use test_<m> or val_<m>"),
         (("--metric", "val_recall_nobody"), "val_recall_nobody is not logged on run(s)"),
         (("--n-boot", "0"), "--n-boot must be a positive integer"),
     ],

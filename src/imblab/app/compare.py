@@ -36,8 +36,8 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument(
         "--sweep",
         default=None,
-        help="sweep parent run id, 'all' for every finished run, or the id of one panel run, e.g. a tuned "
-        "one (default: latest sweep)",
+        help="sweep parent run id, 'all' for every finished run (the newest of each variant), or the id of "
+        "one panel run, e.g. a tuned one (default: latest sweep)",
     )
     p.add_argument(
         "--metric",
@@ -62,6 +62,10 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the resamples (default: 0)")
     p.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI or ./mlruns/mlflow.db")
     p.add_argument("--no-log", action="store_true", help="do not log the report on the sweep's parent run")
+    p.add_argument(
+        "--partial", action="store_true", help="compare a sweep that is still running: its finished runs"
+    )
+    p.add_argument("--all-runs", action="store_true", help="keep older runs of a variant that was run again")
     args = p.parse_args(list(argv))
     check_n_boot(args.n_boot)
     if is_panel_selection(args.experiment, args.sweep, args.tracking_uri):
@@ -69,7 +73,7 @@ def main(argv: Sequence[str]) -> int:
     metric = args.metric or BINARY_METRIC
     bootstrap_metric(metric)  # fail before any download
 
-    sweep = load_sweep(args.experiment, args.sweep, args.tracking_uri)
+    sweep = load_sweep(args.experiment, args.sweep, args.tracking_uri, args.partial, args.all_runs)
     comparison = bootstrap_table(sweep, metric, n_boot=args.n_boot, seed=args.seed)
     from imblab.report.files import default_output, write_report  # matplotlib: only now
 
@@ -78,13 +82,13 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _panel(args: argparse.Namespace) -> int:
-    from imblab.panel.metrics import panel_metric
+    from imblab.panel.metrics import ranking_metric
     from imblab.report.panel_comparison import panel_comparison
     from imblab.report.panel_runs import load_panel_runs
 
     metric = args.metric or PANEL_DEFAULT_METRIC
-    panel_metric(metric)  # fail before any download
-    selection = load_panel_runs(args.experiment, args.sweep, args.tracking_uri)
+    ranking_metric(metric)  # fail before any download
+    selection = load_panel_runs(args.experiment, args.sweep, args.tracking_uri, args.partial, args.all_runs)
     comparison = panel_comparison(selection, metric, n_boot=args.n_boot, seed=args.seed)
     from imblab.report.files import default_output
     from imblab.report.panel_files import write_panel_report  # matplotlib: only now

@@ -24,6 +24,34 @@ from sklearn.metrics import (
 
 from imblab.errors import ImblabError
 
+# Panel metrics a promotion can rank and gate on (with the val_ or test_ prefix): name -> higher is better.
+# Per-class ``recall_<slug>`` / ``precision_<slug>`` are accepted too (higher is better).
+RANKING_METRICS: dict[str, bool] = {
+    "class_balanced_accuracy": True,
+    "class_macro_f1": True,
+    "class_accuracy": True,
+    "wage_rmse": False,
+    "wage_mae": False,
+    "wage_rmse_level": False,
+    "wage_r2": True,
+}
+DEFAULT_RANKING_METRIC = "test_class_balanced_accuracy"
+RANKING_PREFIXES = ("test", "val")
+_LOWER = ", ".join(m for m, higher in RANKING_METRICS.items() if not higher)
+RANKING_USAGE = (
+    f"use test_<m> or val_<m> with <m> one of {list(RANKING_METRICS)} or recall_<class> / "
+    f"precision_<class> (e.g. {DEFAULT_RANKING_METRIC}; {_LOWER} count as lower-is-better)"
+)
+
+
+def ranking_metric(name: str) -> tuple[str, bool]:
+    """``(base metric, higher_is_better)`` of a panel ranking metric such as ``test_class_macro_f1``."""
+    for prefix in RANKING_PREFIXES:
+        base = name.removeprefix(f"{prefix}_") if isinstance(name, str) else ""
+        if base != name and (base in RANKING_METRICS or re.fullmatch(r"(recall|precision)_[a-z0-9_]+", base)):
+            return base, RANKING_METRICS.get(base, True)
+    raise ImblabError(f"--metric {name!r} cannot rank panel models; {RANKING_USAGE}")
+
 
 def slug(name: str) -> str:
     """``"under 35"`` -> ``"under_35"``, ``"35-40"`` -> ``"35_40"``: a metric-name-safe class name."""
@@ -84,23 +112,8 @@ def _pair(y: np.ndarray, pred: np.ndarray, what: str) -> tuple[np.ndarray, np.nd
     return y, pred
 
 
-# The final model's metrics every panel run logs as ``val_<m>`` and ``test_<m>`` (besides the per-class
-# ``recall_<slug>`` / ``precision_<slug>``), and the ones where lower is better.
+
+# What wage_metrics / class_metrics return (their display order in reports); the direction of each is
+# RANKING_METRICS'.
 WAGE_METRICS: tuple[str, ...] = ("wage_rmse", "wage_mae", "wage_r2", "wage_rmse_level")
 CLASS_METRICS: tuple[str, ...] = ("class_accuracy", "class_balanced_accuracy", "class_macro_f1")
-LOWER_IS_BETTER: frozenset[str] = frozenset({"wage_rmse", "wage_mae", "wage_rmse_level"})
-_PER_CLASS = re.compile(r"(recall|precision)_[a-z0-9_]+")
-
-
-def panel_metric(name: str) -> tuple[str, str, bool]:
-    """``val_<m>`` / ``test_<m>`` of a panel run as ``(prefix, base, higher_is_better)``; a clear error
-    otherwise. Per-class names (``recall_<slug>``) are checked against the runs by the caller."""
-    prefix, _, base = str(name).partition("_")
-    if prefix in ("val", "test") and (base in WAGE_METRICS + CLASS_METRICS or _PER_CLASS.fullmatch(base)):
-        return prefix, base, base not in LOWER_IS_BETTER
-    known = [*WAGE_METRICS, *CLASS_METRICS, "recall_<class>", "precision_<class>"]
-    raise ImblabError(
-        f"--metric {name!r} is not a panel metric; use val_<m> (selects on the validation persons, the "
-        f"honest choice) or test_<m>, with <m> one of {known} (wage_rmse, wage_mae and wage_rmse_level "
-        "count as lower-is-better)"
-    )

@@ -16,7 +16,15 @@ from mlflow.tracking import MlflowClient
 
 from imblab.report.comparison import Comparison, Sweep
 from imblab.report.figures import figures
-from imblab.report.render import FILES, display_table, markdown_table, summary_lines, text_table
+from imblab.report.render import (
+    FILES,
+    TITLE_MARK,
+    csv_table,
+    display_table,
+    markdown_table,
+    summary_lines,
+    text_table,
+)
 from imblab.tracking.layout import REPORT_DIR
 
 _CAPTIONS = {
@@ -46,12 +54,11 @@ def _png(fig: Figure) -> bytes:
 
 def html_report(comparison: Comparison, pngs: dict[str, bytes]) -> str:
     """One HTML page with inline CSS and the plots as base64 PNG: no external resources."""
+    title = f"imblab comparison: {comparison.sweep.name}{TITLE_MARK.get(comparison.sweep.state, '')}"
     table = display_table(comparison).to_html(index=False, border=0, escape=True)
     notes = "".join(f"<li>{html.escape(line)}</li>" for line in summary_lines(comparison))
     plots = [figure_html(_CAPTIONS.get(name, name), data) for name, data in pngs.items()]
-    return html_page(
-        f"imblab comparison: {comparison.sweep.name}", _CSS, [f'<ul class="note">{notes}</ul>', table, *plots]
-    )
+    return html_page(title, _CSS, [f'<ul class="note">{notes}</ul>', table, *plots])
 
 
 def html_page(title: str, css: str, parts: Sequence[str]) -> str:
@@ -74,7 +81,7 @@ def write_report(comparison: Comparison, out_dir: str | Path) -> dict[str, Path]
     return save_report(
         out_dir,
         figures(comparison),
-        comparison.table,
+        csv_table(comparison),
         lambda pngs: {
             "table": text_table(comparison),
             "markdown": markdown_table(comparison),

@@ -31,7 +31,7 @@ from imblab.metrics.panel_bootstrap import (
     person_sums,
     person_weights,
 )
-from imblab.panel.metrics import LOWER_IS_BETTER, WAGE_METRICS, panel_metric, slug
+from imblab.panel.metrics import RANKING_METRICS, WAGE_METRICS, ranking_metric, slug
 from imblab.report.comparison import check_n_boot
 from imblab.report.panel_runs import FLOOR_MODEL, PanelRun, PanelSelection
 from imblab.report.render import verdict
@@ -89,7 +89,7 @@ def panel_comparison(
     selection: PanelSelection, metric: str = DEFAULT_METRIC, n_boot: int = 1000, seed: int = 0
 ) -> PanelComparison:
     """Rank the selection's runs by ``metric`` and bootstrap their test metrics over test persons."""
-    prefix, base, higher = panel_metric(metric)
+    base, higher = ranking_metric(metric)
     check_n_boot(n_boot)
     runs = selection.runs
     ref = runs[0]
@@ -137,7 +137,7 @@ def panel_comparison(
     floor = next((r for r in runs if r.model == FLOOR_MODEL), None)
     headline = list(dict.fromkeys([*HEADLINE, base]))  # base is logged, so it is one of shown
     notes = _checks(runs, point, shown)
-    if prefix == "test" and len(candidates) > 2:
+    if metric.startswith("test_") and len(candidates) > 2:
         notes.insert(
             0,
             f"ranked by a TEST metric ({metric}) among {len(candidates)} runs: the winner's test score is "
@@ -208,7 +208,7 @@ def _paired(
 
     Columns ``<against>_<metric>_diff``, ``..._lo``, ``..._hi``, ``..._p_beats``, ``..._verdict``.
     """
-    higher = metric not in LOWER_IS_BETTER
+    higher = RANKING_METRICS.get(metric, True)  # per-class recall / precision: higher
     stats = paired_stats(run - other, 1.0 if higher else -1.0, is_best=run_id == other_id)
     key = f"{against}_{metric}"
     return {

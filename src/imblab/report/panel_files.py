@@ -20,7 +20,7 @@ from imblab.report.panel_figures import (
     metric_ci_figure,
     wage_grid_figure,
 )
-from imblab.report.panel_render import markdown_report, nice, sections, summary_lines, text_report
+from imblab.report.panel_render import markdown_report, nice, sections, summary_lines, text_report, title
 
 CAPTIONS = {
     "metrics_ci": "Test metrics with 95% person-bootstrap CIs (dotted: references)",
@@ -97,7 +97,7 @@ def html_report(c: PanelComparison, pngs: dict[str, bytes]) -> str:
             rendered = rendered.replace("<td>", '<td class="wrap">').replace("<th>", '<th class="wrap">')
         parts.append(f'<h2>{html.escape(heading)}</h2><div class="scroll">{rendered}</div>')
     parts += [figure_html(CAPTIONS.get(name, name), data) for name, data in pngs.items()]
-    return html_page(f"imblab panel comparison: {c.sweep.name}", _CSS, parts)
+    return html_page(f"imblab panel comparison: {title(c)}", _CSS, parts)
 
 
 def write_panel_report(c: PanelComparison, out_dir: str | Path) -> dict[str, Path]:

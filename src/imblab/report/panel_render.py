@@ -13,11 +13,11 @@ import pandas as pd
 from tabulate import tabulate
 
 from imblab.panel.metrics import CLASS_METRICS, WAGE_METRICS
-from imblab.report.render import FILES
+from imblab.report.panel_runs import PanelRun, run_label
+from imblab.report.render import FILES, TITLE_MARK, status_lines
 
 if TYPE_CHECKING:
     from imblab.report.panel_comparison import PanelComparison
-    from imblab.report.panel_runs import PanelRun
 
 NICE = {
     "wage_rmse": "wage RMSE",
@@ -103,7 +103,9 @@ def summary_lines(c: PanelComparison) -> list[str]:
     direction = "higher" if c.higher_is_better else "lower"
     n_borrowed = len(sel.runs) - len(sel.candidates)
     lines = [
-        f"Experiment {sel.experiment!r}, {sel.source}: {len(sel.candidates)} run(s)"
+        *status_lines(c),  # type: ignore[arg-type]  # (duck-typed) a partial / incomplete sweep, reruns
+        f"Experiment {sel.experiment!r}, {sel.source}{f' ({sel.state})' if sel.progress else ''}: "
+        f"{len(sel.candidates)} run(s)"
         + (f" and the persistence floor from run {c.floor.run_id}" if n_borrowed and c.floor else "")
         + f", all scored on the same {len(y)} test examples of {c.n_persons} test persons "
         f"(classes: {classes}).",
@@ -184,6 +186,10 @@ def wage_table(c: PanelComparison) -> pd.DataFrame:
                 "vs floor: Δ wage RMSE [CI]": _versus(r, "floor_wage_rmse"),
             }
         )
+    progress = c.sweep.progress
+    for run in progress.unfinished if progress else ():  # what an incomplete sweep did not compare
+        status = f"{run_label(run)} ({run.info.status}: not compared)"
+        rows.append({**dict.fromkeys(rows[0], "—"), "run": status, "id": run.info.run_id[:8]})
     return pd.DataFrame(rows)
 
 
@@ -285,9 +291,14 @@ def text_report(c: PanelComparison) -> str:
     return "\n".join([*summary_lines(c), "", table, "", more]) + "\n"
 
 
+def title(c: PanelComparison) -> str:
+    """The selection's name, marked when its sweep is not complete."""
+    return f"{c.sweep.name}{TITLE_MARK.get(c.sweep.state, '')}"
+
+
 def markdown_report(c: PanelComparison, plots: dict[str, str]) -> str:
     """Every section as Markdown; ``plots``: file stem -> caption (PNG files under ``plots/``)."""
-    parts = [f"# Panel comparison: {c.sweep.name}", "\n".join(f"- {line}" for line in summary_lines(c))]
+    parts = [f"# Panel comparison: {title(c)}", "\n".join(f"- {line}" for line in summary_lines(c))]
     for heading, table in sections(c):
         parts += [f"## {heading}", table.to_markdown(index=False, disable_numparse=True)]
     parts.append("## Plots")

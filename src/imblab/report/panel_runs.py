@@ -21,6 +21,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from imblab.errors import ImblabError
 from imblab.report.comparison import ALL_RUNS, latest_sweep_id
+from imblab.report.variants import newest_per_variant
 from imblab.tracking.artifacts import read_panel_decision, read_panel_predictions
 from imblab.tracking.layout import (
     PANEL_TEST_PREDICTIONS,
@@ -35,6 +36,7 @@ from imblab.tracking.layout import (
     WORKLOAD_PANEL,
 )
 from imblab.tracking.store import client_for, find_experiment
+from imblab.tracking.sweeps import SweepProgress, sweep_progress
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +114,26 @@ class PanelSelection:
     tracking_uri: str
     runs: list[PanelRun]
     source: str  # what was selected, in words
+    progress: SweepProgress | None = None  # how far the sweep got; None for --sweep all or one run
+    reruns_left_out: int = 0  # older runs of a variant that was run again (--sweep all)
 
     @property
     def name(self) -> str:
         return f"{self.experiment}-{self.sweep_id or ALL_RUNS}"
+
+    @property
+    def state(self) -> str:
+        """As a binary ``Sweep``'s: complete, partial (still running), incomplete, or all runs."""
+        p = self.progress
+        return (
+            "all runs"
+            if p is None
+            else "complete"
+            if p.complete
+            else "partial"
+            if p.running
+            else "incomplete"
+        )
 
     @property
     def candidates(self) -> list[PanelRun]:
@@ -159,33 +177,41 @@ def _has_panel_runs(client: MlflowClient, experiment_id: str, sweep_id: str | No
 
 
 def load_panel_runs(
-    experiment: str | None = None, sweep: str | None = None, tracking_uri: str | None = None
+    experiment: str | None = None,
+    sweep: str | None = None,
+    tracking_uri: str | None = None,
+    partial: bool = False,
+    keep_reruns: bool = False,
 ) -> PanelSelection:
     """The selected FINISHED panel runs with their test predictions (see the module docstring).
 
+    As for binary runs (``imblab.report.comparison.load_sweep``): a sweep still running raises ImblabError
+    unless ``partial``; of several runs of one variant only the newest is kept unless ``keep_reruns``.
     Without a persistence run among them, the latest FINISHED persistence run of the experiment scored on
     the same test examples joins as the floor (``borrowed``: shown, not ranked). Raises ImblabError when the
     runs were not scored on the same test examples.
     """
     client = client_for(tracking_uri)
-    exp, sweep_id, found, source = _select(client, experiment, sweep)
-    labels = [_label(r) for r in found]
-    runs = []
+    selection, found = _select(client, experiment, sweep, partial)
+    if not keep_reruns:
+        found, selection.reruns_left_out = newest_per_variant(found)
+    labels = [run_label(r) for r in found]
     for run, label in zip(found, labels, strict=True):
-        if labels.count(label) > 1:  # e.g. the same configuration run twice, in --sweep all
-            label = f"{label} #{labels[: len(runs) + 1].count(label)}"
-        runs.append(_load_run(client, run, label))
-    _check_same_test_examples(runs)
-    if not any(r.model == FLOOR_MODEL for r in runs):
-        floor = _borrowed_floor(client, exp.experiment_id, runs[0])
-        runs += [floor] if floor else []
-    return PanelSelection(exp.name, exp.experiment_id, sweep_id, client.tracking_uri, runs, source)
+        if labels.count(label) > 1:  # e.g. the same configuration run twice, kept with --all-runs
+            label = f"{label} #{labels[: len(selection.runs) + 1].count(label)}"
+        selection.runs.append(_load_run(client, run, label))
+    _check_same_test_examples(selection.runs)
+    if not any(r.model == FLOOR_MODEL for r in selection.runs):
+        floor = _borrowed_floor(client, selection.experiment_id, selection.runs[0])
+        selection.runs += [floor] if floor else []
+    return selection
 
 
 def _select(
-    client: MlflowClient, experiment: str | None, sweep: str | None
-) -> tuple[Experiment, str | None, list[Run], str]:
-    """(experiment, run to log the report on, the FINISHED panel runs, what they are in words)."""
+    client: MlflowClient, experiment: str | None, sweep: str | None, partial: bool
+) -> tuple[PanelSelection, list[Run]]:
+    """The selection (no runs loaded yet) and its FINISHED panel runs, oldest first."""
+    parent: Run | None = None
     if sweep and sweep != ALL_RUNS:
         run = _get_run(client, sweep)
         if run is None:
@@ -197,26 +223,47 @@ def _select(
         )
         role = run.data.tags.get(TAG_ROLE)
         if role == ROLE_TRIAL:
-            parent, number = run.data.tags.get(MLFLOW_PARENT_RUN_ID, "?"), run.data.tags.get(TAG_TRIAL_NUMBER)
+            parent_id, number = (
+                run.data.tags.get(MLFLOW_PARENT_RUN_ID, "?"),
+                run.data.tags.get(TAG_TRIAL_NUMBER),
+            )
             raise ImblabError(
-                f"run {sweep} is Optuna trial {number} of run {parent}; "
-                f"trials are not variants to compare: pass --sweep {parent} (the tuned run)"
+                f"run {sweep} is Optuna trial {number} of run {parent_id}; "
+                f"trials are not variants to compare: pass --sweep {parent_id} (the tuned run)"
             )
         if role != ROLE_SWEEP:
             if run.info.status != "FINISHED":
                 raise ImblabError(f"run {sweep} is {run.info.status}, not FINISHED: nothing to compare yet")
-            return exp, sweep, [run], f"run {sweep}"
-        return exp, sweep, _finished(client, exp, sweep, f"sweep {sweep}"), f"sweep {sweep}"
-    exp = find_experiment(client, experiment or "imblab")
-    sweep_id = latest_sweep_id(client, exp.experiment_id) if sweep is None else None
-    if sweep_id:
-        return (
-            exp,
-            sweep_id,
-            _finished(client, exp, sweep_id, f"the latest sweep ({sweep_id})"),
-            f"sweep {sweep_id}",
+            return _empty(client, exp, sweep, f"run {sweep}"), [run]
+        parent = run
+    else:
+        exp = find_experiment(client, experiment or "imblab")
+        latest = latest_sweep_id(client, exp.experiment_id) if sweep is None else None
+        parent = client.get_run(latest) if latest else None
+    if parent is None:
+        found = _finished(client, exp, None, f"experiment {exp.name!r}")
+        return _empty(client, exp, None, "all finished panel runs"), found
+    sweep_id = parent.info.run_id
+    progress = sweep_progress(client, parent)
+    if progress.running and not partial:
+        raise ImblabError(
+            f"sweep {sweep_id} is still running ({progress.finished} of {progress.expected} children "
+            "finished); rerun when it ends or pass --partial"
         )
-    return exp, None, _finished(client, exp, None, f"experiment {exp.name!r}"), "all finished panel runs"
+    found = _finished(
+        client, exp, sweep_id, f"sweep {sweep_id}" if sweep else f"the latest sweep ({sweep_id})"
+    )
+    return _empty(client, exp, sweep_id, f"sweep {sweep_id}", progress), found
+
+
+def _empty(
+    client: MlflowClient,
+    exp: Experiment,
+    log_on: str | None,
+    source: str,
+    progress: SweepProgress | None = None,
+) -> PanelSelection:
+    return PanelSelection(exp.name, exp.experiment_id, log_on, client.tracking_uri, [], source, progress)
 
 
 def _finished(client: MlflowClient, exp: Experiment, sweep_id: str | None, where: str) -> list[Run]:
@@ -232,13 +279,14 @@ def _finished(client: MlflowClient, exp: Experiment, sweep_id: str | None, where
         )
     if not found:
         raise ImblabError(
-            f"{where} of experiment {exp.name!r} has no FINISHED panel runs to compare; wait for it to "
+            f"{where} has no FINISHED panel runs to compare; wait for them to "
             "finish, check `imblab runs --experiment ...`, or pick another --sweep ID (or --sweep all)"
         )
     return found
 
 
-def _label(run: Run) -> str:
+def run_label(run: Run) -> str:
+    """``model · class_balance · decision``, `` · tuned`` for a tuned run."""
     tags, params = run.data.tags, run.data.params
     parts = [tags.get("model", "?"), tags.get("class_balance", "?"), tags.get("decision", "?")]
     return " · ".join(parts + (["tuned"] if _is_tuned(tags, params) else []))
@@ -324,7 +372,7 @@ def _borrowed_floor(client: MlflowClient, experiment_id: str, ref: PanelRun) -> 
         [experiment_id], query, max_results=10, order_by=["attributes.start_time DESC"]
     ):
         try:
-            floor = _load_run(client, run, f"{_label(run)} (floor)", borrowed=True)
+            floor = _load_run(client, run, f"{run_label(run)} (floor)", borrowed=True)
         except ImblabError:
             continue
         if _test_set_difference(ref, floor) is None:

@@ -117,7 +117,7 @@ def quiet_downloads() -> Iterator[None]:
 def _missing(run: Run, what: str, exc: Exception) -> ImblabError:
     return ImblabError(
         f"run {run.info.run_id} ({run.info.run_name}) has no {what} artifact ({exc}); it was not logged "
-        "by `imblab train` / `imblab panel` (another tool or an older imblab): re-run it with imblab or "
+        "by `imblab train` or `imblab panel` (another tool or an older imblab): retrain it with imblab or "
         "leave it out"
     )
 
