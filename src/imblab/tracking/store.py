@@ -12,9 +12,11 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import mlflow
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from imblab.errors import ImblabError
+from imblab.secrets import mask
 
 
 def default_tracking_uri(cwd: str | os.PathLike[str] | None = None) -> str:
@@ -54,10 +56,26 @@ def client_for(uri: str | None) -> MlflowClient:
     return MlflowClient(tracking_uri=use_tracking(uri))
 
 
+def store_error(uri: str, exc: MlflowException) -> ImblabError:
+    """The store at ``uri`` cannot be used (refused login, unreachable server): what to check, masked."""
+    status = exc.get_http_status_code()
+    if status in (401, 403):
+        reason = f"the server refused the credentials (HTTP {status})"
+    else:
+        reason = mask(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    return ImblabError(
+        f"cannot use the MLflow tracking store {mask(uri)}: {reason}. Check tracking.uri and, for a server "
+        "that needs a login, MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
+    )
+
+
 def ensure_experiment(name: str, uri: str) -> str:
     """The id of experiment ``name``, created (with artifacts beside a SQLite store) if absent."""
     client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(name)
+    try:
+        exp = client.get_experiment_by_name(name)
+    except MlflowException as exc:  # the first call to the store: a bad login or address fails here
+        raise store_error(uri, exc) from None
     if exp is not None:
         if exp.lifecycle_stage == "deleted":
             raise ImblabError(

@@ -12,6 +12,7 @@ import os
 from mlflow.entities import RunStatus, ViewType
 from mlflow.tracking import MlflowClient
 
+from imblab.secrets import mask
 from imblab.tracking.layout import ROLE_SWEEP, TAG_COMMAND, TAG_N_CHILDREN, TAG_ROLE
 from imblab.tracking.runs import TAG_LIMIT, command_line, git_tags
 from imblab.tracking.store import ensure_experiment, use_tracking
@@ -21,12 +22,15 @@ PARENT_URI_ENV = "IMBLAB_PARENT_TRACKING_URI"
 
 
 def open_sweep(tracking_uri: str | None, experiment: str, run_name: str) -> str:
-    """Create the parent run of a sweep and publish its id to the jobs; returns the id."""
+    """Create the parent run of a sweep and publish its id to the jobs; returns the id.
+
+    ``run_name`` (the sweep's overrides) is stored with its passwords masked.
+    """
     uri = use_tracking(tracking_uri)
     exp_id = ensure_experiment(experiment, uri)
     run = MlflowClient(uri).create_run(
         exp_id,
-        run_name=run_name[:250] or "sweep",
+        run_name=mask(run_name)[:250] or "sweep",
         tags={TAG_ROLE: ROLE_SWEEP, TAG_COMMAND: command_line()[:TAG_LIMIT], **git_tags()},
     )
     os.environ[PARENT_ENV] = run.info.run_id

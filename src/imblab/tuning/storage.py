@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 import warnings
 from pathlib import Path
@@ -11,20 +10,14 @@ from typing import Any
 import optuna
 
 from imblab.errors import ImblabError
+from imblab.secrets import mask
 
 JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
 
 
-def mask_url(url: str | None) -> str:
-    """The storage URL for logs and tags, password replaced by ``***``."""
-    if not url:
-        return "in-memory"
-    if "://" in url and not url.startswith("journal:"):
-        with contextlib.suppress(Exception):
-            from sqlalchemy.engine import make_url
-
-            return make_url(url).render_as_string(hide_password=True)
-    return url
+def storage_label(url: str | None) -> str:
+    """The storage URL as logs, tags and errors show it: password masked, ``in-memory`` for none."""
+    return mask(url) if url else "in-memory"
 
 
 def journal_path(url: str) -> Path | None:
@@ -43,7 +36,7 @@ def open_storage(
     """Optuna storage for ``tuning.storage`` (None = in-memory); ImblabError if it cannot be opened."""
     if not url:
         return None
-    shown = mask_url(url)
+    shown = storage_label(url)
     hint = (
         "Check the URL (sqlite:///path.db, journal:path.log, postgresql://user:password@host/db), that its "
         "directory is writable and, for a database server, that it is reachable"
