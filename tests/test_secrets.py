@@ -81,6 +81,7 @@ def test_mask_hides_the_password(text: str, expected: str) -> None:
         "max_tokens=100 TOKENIZERS_PARALLELISM=false passthrough=1 x.bypass=2",
         "password: ${oc.env:DB_PASSWORD}",  # a reference to a secret is not one
         "postgresql://u:${oc.env:PGPASSWORD}@h/db",
+        "+db.url=postgresql\\://u\\:$\\{oc.env\\:PGPASSWORD\\}@h/db",  # as Hydra escapes an override
         "cv.folds=5 model.estimator.n_estimators=600 threshold=min_cost costs.fn=5.0",
     ],
 )

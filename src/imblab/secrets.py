@@ -87,8 +87,9 @@ def secret_env_values(environ: dict[str, str] | None = None) -> list[str]:
 
 
 def _is_reference(value: str) -> bool:
-    """An interpolation such as ``${oc.env:PGPASSWORD}``: it names where the secret is, so it stays."""
-    return value.startswith("${")
+    """An interpolation such as ``${oc.env:PGPASSWORD}`` (``$\\{oc.env\\:PGPASSWORD\\}`` as Hydra escapes an
+    override): it names where the secret is, so it stays."""
+    return value.startswith(("${", "$\\{"))
 
 
 def _mask_url(match: re.Match[str]) -> str:

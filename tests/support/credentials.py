@@ -10,6 +10,7 @@ process group); ``postgres_cluster``: a private PostgreSQL 15 cluster (``initdb`
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import subprocess
@@ -22,8 +23,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.conftest import FAST
 from tests.support.processes import spawn, stop_group
 from tests.support.serving import free_port
+from tests.tuning.common import TUNE  # FAST + tuning=optuna with a tiny LightGBM search
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 ADMIN = "admin"
@@ -163,3 +166,92 @@ def postgres_cluster(user: str, password: str, database: str = "optuna") -> Iter
             with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
                 _as_postgres(pg_ctl, "-D", str(data), "-m", "immediate", "stop")
         shutil.rmtree(base, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# The scenarios of the leak drill (tests/test_secrets_cli.py and benchmarks/faults_secrets.py)
+# --------------------------------------------------------------------------------------------------
+
+ENV_PASSWORD = "IMBLAB_TEST_MLFLOW_PASSWORD"  # referenced as ${oc.env:...} from a config
+
+
+@dataclass
+class Step:
+    """One ``imblab`` command of a scenario and what it printed."""
+
+    name: str
+    proc: subprocess.CompletedProcess
+
+    @property
+    def output(self) -> str:
+        return self.proc.stdout + self.proc.stderr
+
+
+def _imblab(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    # Imported here: tests.support.cli imports mlflow, which a drill's parent process need not pay for.
+    from tests.support.cli import imblab
+
+    return imblab(*args, cwd=cwd, env=env, timeout=900)
+
+
+def http_scenario(server: AuthServer, password: str, workdir: Path) -> list[Step]:
+    """The tracking server's password given every way imblab supports, plus a wrong one:
+
+    ``url``: in ``tracking.uri`` (a ``-m`` sweep, two joblib worker processes); ``env``: through
+    ``MLFLOW_TRACKING_USERNAME/PASSWORD`` (a tuned run with nested trial runs, SQLite study);
+    ``oc.env``: ``${oc.env:VAR}`` inside ``tracking.uri``; ``wrong``: a wrong password (must exit 2).
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = server.url.rsplit(":", 1)[-1]
+    sweep = ["-m", "threshold=fixed,best_f1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    tuned = [*TUNE[len(FAST) :], "tuning.n_trials=3", f"tuning.storage=sqlite:///{workdir}/optuna.db"]
+    env_login = {"MLFLOW_TRACKING_USERNAME": ADMIN, "MLFLOW_TRACKING_PASSWORD": password}
+    referenced = f"http://{ADMIN}:${{oc.env:{ENV_PASSWORD}}}@127.0.0.1:{port}"
+    wrong = server.url_with("not-" + password)
+    run = functools.partial(_imblab, workdir, "train", *FAST)
+    return [
+        Step("url", run(*sweep, f"tracking.uri={server.url_with(password)}", "tracking.experiment=sweep")),
+        Step("env", run(*tuned, f"tracking.uri={server.url}", "tracking.experiment=tuned", env=env_login)),
+        Step(
+            "oc.env",
+            run(f"tracking.uri={referenced}", "tracking.experiment=env", env={ENV_PASSWORD: password}),
+        ),
+        Step("wrong", run(f"tracking.uri={wrong}", "tracking.experiment=wrong")),
+    ]
+
+
+def postgres_scenario(pg: Postgres, password: str, workdir: Path, tracking_uri: str) -> list[Step]:
+    """The PostgreSQL study storage's password every way: in the URL (``postgresql+psycopg2://``), from
+    ``PGPASSWORD`` (the study resumes), from a ``.pgpass`` file (``PGPASSFILE``, a tune-worker), and none
+    (must exit 2). The ``.pgpass`` file is written outside ``workdir``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    pgpass = Path(tempfile.mkdtemp(prefix="imblab-pgpass-")) / "pgpass"
+    pgpass.write_text(f"127.0.0.1:{pg.port}:{pg.database}:{pg.user}:{password}\n")
+    pgpass.chmod(0o600)  # libpq ignores a .pgpass that others can read
+    common = [*TUNE, "tuning.study_name=secrets", f"tracking.uri={tracking_uri}", "tracking.experiment=pg"]
+    in_url = f"tuning.storage={pg.url(password, 'postgresql+psycopg2')}"
+    no_password = f"tuning.storage={pg.url()}"
+    try:
+        return [
+            Step("url", _imblab(workdir, "train", *common, "tuning.n_trials=2", in_url)),
+            Step(
+                "PGPASSWORD",
+                _imblab(
+                    workdir, "train", *common, "tuning.n_trials=4", no_password, env={"PGPASSWORD": password}
+                ),
+            ),
+            Step(
+                ".pgpass",
+                _imblab(
+                    workdir,
+                    "tune-worker",
+                    *common,
+                    "tuning.n_trials=6",
+                    no_password,
+                    env={"PGPASSFILE": str(pgpass)},
+                ),
+            ),
+            Step("none", _imblab(workdir, "train", *common, no_password, env={"PGPASSFILE": "/nonexistent"})),
+        ]
+    finally:
+        shutil.rmtree(pgpass.parent, ignore_errors=True)
