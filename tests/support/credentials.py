@@ -85,6 +85,7 @@ def mlflow_auth_server(root: Path, admin_password: str, timeout: float = 180.0) 
         "MLFLOW_AUTH_CONFIG_PATH": str(config),
         "MLFLOW_AUTH_ADMIN_PASSWORD": admin_password,  # the server's, never imblab's environment
         "MLFLOW_FLASK_SERVER_SECRET_KEY": os.urandom(16).hex(),
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # no background job workers (GenAI jobs) to start
     }
     log = open(root / "server.log", "wb")  # noqa: SIM115
     proc = spawn(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
@@ -209,8 +210,9 @@ def http_scenario(server: AuthServer, password: str, workdir: Path) -> list[Step
     referenced = f"http://{ADMIN}:${{oc.env:{ENV_PASSWORD}}}@127.0.0.1:{port}"
     wrong = server.url_with("not-" + password)
     run = functools.partial(_imblab, workdir, "train", *FAST)
+    sweep_args = [*sweep, *FAST, f"tracking.uri={server.url_with(password)}", "tracking.experiment=sweep"]
     return [
-        Step("url", run(*sweep, f"tracking.uri={server.url_with(password)}", "tracking.experiment=sweep")),
+        Step("url", _imblab(workdir, "train", *sweep_args)),  # -m comes first
         Step("env", run(*tuned, f"tracking.uri={server.url}", "tracking.experiment=tuned", env=env_login)),
         Step(
             "oc.env",

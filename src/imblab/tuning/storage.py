@@ -70,13 +70,15 @@ def open_storage(
         return _rdb_storage(url, engine_kwargs, heartbeat_interval)
     except ImblabError:
         raise
-    except ModuleNotFoundError as exc:
+    except ImportError as exc:  # Optuna re-raises the driver's ModuleNotFoundError as a plain ImportError
+        missing = exc.__cause__ if isinstance(exc.__cause__, ImportError) else exc
         raise ImblabError(
-            f"cannot open the Optuna storage {shown}: its database driver is not installed ({exc}); install "
-            "it (e.g. pip install psycopg2-binary for PostgreSQL) or use sqlite:///path.db"
+            f"cannot open the Optuna storage {shown}: its database driver is not installed ({missing}); "
+            "install it (PostgreSQL: pip install 'psycopg[binary]' for postgresql://, which SQLAlchemy 2.1 "
+            "maps to psycopg 3, or psycopg2-binary for postgresql+psycopg2://) or use sqlite:///path.db"
         ) from None
     except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = mask(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
         raise ImblabError(f"cannot open the Optuna storage {shown}: {reason}. {hint}") from None
 
 
