@@ -24,6 +24,7 @@ The recommended way to give credentials is not to put them in a URL at all: ``ML
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -55,17 +56,19 @@ _URL_PASSWORD = re.compile(
 # key=value, key: value, "key": "value" (URL query strings and libpq DSNs included) for keys that contain a
 # secret word; ``is_secret_name`` then decides on whole words (``max_tokens=5`` stays).
 _KEY_VALUE = re.compile(
-    r"(?P<key>[\w.\-]*(?:pass|secret|token|api_?key|access_?key|private_?key|credential)[\w\-]*)"
+    r"(?<![\w.\-])(?P<key>[\w.\-]*(?:pass|secret|token|api_?key|access_?key|private_?key|credential)[\w\-]*)"
     r"(?P<sep>[\"']?[ \t]*[=:][ \t]*[\"']?)"
     r"(?P<value>[^\s\"',;&}\]]+)",
     re.IGNORECASE,
 )
 
 
+_KEY_STEMS = ("pass", "secret", "token", "key", "credential")
 # A mask standing alone as a YAML value (``password: ***``, ``- ***``).
 _BARE_MASK_IN_YAML = re.compile(r"(?m)((?::|^[ \t]*-)[ \t]+)" + re.escape(MASK) + r"(?=[ \t]*$)")
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
     """Whether a config key or environment variable name looks like it holds a secret.
 
@@ -107,8 +110,10 @@ def mask(text: str) -> str:
     """``text`` with URL passwords, secret keys' values and secret environment values replaced by ``***``."""
     if not text:
         return text
-    text = _URL_PASSWORD.sub(_mask_url, text)
-    if "=" in text or ":" in text:
+    if "//" in text:  # cheap tests first: most log lines have neither a URL nor a secret-looking key
+        text = _URL_PASSWORD.sub(_mask_url, text)
+    lowered = text.lower()
+    if any(stem in lowered for stem in _KEY_STEMS):
         text = _KEY_VALUE.sub(_mask_pair, text)
     for value in secret_env_values():
         if value in text:
