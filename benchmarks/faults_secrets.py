@@ -29,28 +29,20 @@ from pathlib import Path
 
 # The servers, the scenarios and the counter are test helpers, shared with the tests (tests/support).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support.credentials import (
-    Step,
-    http_scenario,
-    mlflow_auth_server,
-    occurrences,
-    postgres_available,
-    postgres_cluster,
-    postgres_scenario,
-)
+from tests.support import credentials as cred
 
 PLACES = ("stores", "artifacts", "Hydra outputs", "stdout/stderr")
 
 
-def _count(password: str, places: dict[str, list[Path]], steps: list[Step]) -> dict[str, int]:
+def _count(password: str, places: dict[str, list[Path]], steps: list[cred.Step]) -> dict[str, int]:
     """Occurrences of ``password`` per place (artifacts are counted once, under ``artifacts``)."""
     counts = {}
     for place, roots in places.items():
-        found = occurrences(password, [r for r in roots if r.exists()])
+        found = cred.occurrences(password, [r for r in roots if r.exists()])
         if place == "stores":  # the stores' directories hold the artifacts too: not twice
             found = {f: n for f, n in found.items() if "/artifacts/" not in f}
         counts[place] = sum(found.values())
-    counts["stdout/stderr"] = sum(occurrences(password, texts=[s.output for s in steps]).values())
+    counts["stdout/stderr"] = sum(cred.occurrences(password, texts=[s.output for s in steps]).values())
     return counts
 
 
@@ -63,7 +55,7 @@ def drill(workdir: Path) -> list[tuple[str, float, str]]:
     totals = dict.fromkeys(PLACES, 0)
     ok = refused = expected_ok = expected_refused = control = 0
 
-    def tally(password: str, places: dict[str, list[Path]], steps: list[Step], refusal: str) -> None:
+    def tally(password: str, places: dict[str, list[Path]], steps: list[cred.Step], refusal: str) -> None:
         nonlocal ok, refused, expected_ok, expected_refused, control
         for place, n in _count(password, places, steps).items():
             totals[place] += n
@@ -71,12 +63,12 @@ def drill(workdir: Path) -> list[tuple[str, float, str]]:
         refused += sum(s.proc.returncode == 2 for s in steps if s.name == refusal)
         expected_ok, expected_refused = expected_ok + len(steps) - 1, expected_refused + 1
         # The same scan finds the password where it is meant to be: the command lines that carried it.
-        control += len(occurrences(password, texts=[" ".join(s.proc.args) for s in steps]))
+        control += len(cred.occurrences(password, texts=[" ".join(s.proc.args) for s in steps]))
 
     password = f"drill-{secrets.token_hex(8)}"
-    with mlflow_auth_server(workdir / "server", password) as server:
+    with cred.mlflow_auth_server(workdir / "server", password) as server:
         work = workdir / "http"
-        steps = http_scenario(server, password, work)
+        steps = cred.http_scenario(server, password, work)
         places = {
             "stores": [server.store, work / "optuna.db"],
             "artifacts": [server.store / "artifacts"],
@@ -84,13 +76,13 @@ def drill(workdir: Path) -> list[tuple[str, float, str]]:
         }
         tally(password, places, steps, refusal="wrong")
 
-    if postgres_available():
+    if cred.postgres_available():
         password = f"drill-{secrets.token_hex(8)}"
         work = workdir / "postgres"
         store = work / "store"
         store.mkdir(parents=True, exist_ok=True)
-        with postgres_cluster("imblab", password) as pg:
-            steps = postgres_scenario(pg, password, work, f"sqlite:///{store / 'mlflow.db'}")
+        with cred.postgres_cluster("imblab", password) as pg:
+            steps = cred.postgres_scenario(pg, password, work, f"sqlite:///{store / 'mlflow.db'}")
             places = {
                 "stores": [pg.data, store],
                 "artifacts": [store / "artifacts"],
