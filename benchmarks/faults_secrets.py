@@ -15,7 +15,11 @@ the study databases, the PostgreSQL cluster's files), the artifacts, Hydra's out
 captured stdout/stderr of every command. Target: 0 everywhere; every right way in must work and every
 wrong one must fail with exit status 2.
 
+``drill(workdir)`` returns ``(name, figure, target)`` rows for ``benchmarks/faults.py``, which gathers the
+drills; run alone, it prints them:
+
     .venv/bin/python benchmarks/faults_secrets.py [--workdir DIR]
+    .venv/bin/python benchmarks/faults.py --only secrets
 """
 
 from __future__ import annotations
@@ -103,6 +107,8 @@ def drill(workdir: Path) -> list[tuple[str, float, str]]:
 
 
 def main() -> None:
+    from faults import meets  # benchmarks/faults.py, beside this script: the gatherer's own rule
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary directory")
     args = parser.parse_args()
@@ -110,9 +116,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="imblab-drill-") as tmp:
         rows = drill(args.workdir or Path(tmp))
     width = max(len(name) for name, _, _ in rows)
-    for name, figure, target in rows:
-        print(f"{name.ljust(width)}  {figure:g}  (target {target})")
-    print(f"drill took {time.perf_counter() - start:.0f} s")
+    print(f"{'figure':<{width}} {'value':>8}  target  ok")
+    for name, value, target in rows:
+        print(f"{name:<{width}} {value:>8g}  {target:<6}  {'yes' if meets(value, target) else 'NO'}")
+    print(f"drill took {time.perf_counter() - start:.0f} s", file=sys.stderr)
 
 
 if __name__ == "__main__":

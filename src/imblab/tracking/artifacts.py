@@ -29,6 +29,7 @@ from imblab.tracking.layout import (
     CV_FOLDS_CSV,
     METRICS_JSON,
     OOF_SCORES,
+    PANEL_TEST_PREDICTIONS,
     PLOTS_DIR,
     TEST_SCORES,
     THRESHOLD_JSON,
@@ -121,7 +122,8 @@ def quiet_downloads() -> Iterator[None]:
 def _missing(run: Run, what: str, exc: Exception) -> ImblabError:
     return ImblabError(
         f"run {run.info.run_id} ({run.info.run_name}) has no {what} artifact ({exc}); it was not logged "
-        "by `imblab train` (another tool or an older imblab): retrain it with imblab or leave it out"
+        "by `imblab train` or `imblab panel` (another tool or an older imblab): retrain it with imblab or "
+        "leave it out"
     )
 
 
@@ -159,3 +161,13 @@ def read_scores(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
         except (MlflowException, OSError, ValueError) as exc:
             raise _missing(run, f"{OOF_SCORES} / {TEST_SCORES}", exc) from None
     return oof, test
+
+
+def read_panel_predictions(run: Run) -> pd.DataFrame:
+    """A panel run's test predictions: person, time, y_wage, y_class, wage, class, prob_<class>."""
+    uri = f"{run.info.artifact_uri.rstrip('/')}/{PANEL_TEST_PREDICTIONS}"
+    with tempfile.TemporaryDirectory(prefix="imblab-scores-") as tmp, quiet_downloads():
+        try:
+            return pd.read_parquet(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        except (MlflowException, OSError, ValueError) as exc:
+            raise _missing(run, PANEL_TEST_PREDICTIONS, exc) from None
