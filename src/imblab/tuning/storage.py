@@ -38,8 +38,9 @@ def open_storage(
         return None
     shown = storage_label(url)
     hint = (
-        "Check the URL (sqlite:///path.db, journal:path.log, postgresql://user:password@host/db), that its "
-        "directory is writable and, for a database server, that it is reachable"
+        "Check the URL (sqlite:///path.db, journal:path.log, postgresql://user@host/db), that its "
+        "directory is writable and, for a database server, that it is reachable and that its password is "
+        "in PGPASSWORD or ~/.pgpass (or the URL)"
     )
     journal = journal_path(url)
     try:
