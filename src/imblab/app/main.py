@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from imblab.errors import ImblabError
+from imblab.secrets import install, mask
 
 # subcommand -> (module under imblab.app, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -38,6 +39,9 @@ def _usage() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before anything logs or prints: passwords in URLs, secret keys and secret environment values are
+    # masked in every log record and everything written to stdout/stderr (imblab.secrets).
+    install()
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
         print(_usage())
@@ -60,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(entry(rest) or 0)
     except ImblabError as exc:
-        print(f"imblab: error: {exc}", file=sys.stderr)
+        print(f"imblab: error: {mask(str(exc))}", file=sys.stderr)
         return 2
 
 

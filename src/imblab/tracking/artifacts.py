@@ -23,6 +23,7 @@ from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 from mlflow.exceptions import MlflowException
 
 from imblab.errors import ImblabError
+from imblab.secrets import mask_config
 from imblab.tracking.layout import (
     CONFIG_YAML,
     CV_FOLDS_CSV,
@@ -82,10 +83,15 @@ def log_run_artifacts(
     log_parquet(oof, OOF_SCORES)
     log_parquet(test, TEST_SCORES)
     mlflow.log_text(folds.to_csv(index=False), CV_FOLDS_CSV)
-    mlflow.log_dict(config, CONFIG_YAML)
+    log_config(config)
     mlflow.log_dict(metrics, METRICS_JSON)
     log_threshold(threshold)
     log_figures(figures, PLOTS_DIR)
+
+
+def log_config(config: dict[str, Any]) -> None:
+    """``config.yaml`` on the active run: the resolved config with its secrets masked (the one writer)."""
+    mlflow.log_dict(mask_config(config), CONFIG_YAML)
 
 
 def log_threshold(record: dict[str, Any]) -> None:

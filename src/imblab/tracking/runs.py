@@ -14,6 +14,7 @@ from mlflow.utils.git_utils import get_git_commit
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
 
 import imblab
+from imblab.secrets import mask, mask_config, mask_tags
 from imblab.tracking.layout import TAG_ERROR, TAG_ERROR_TYPE
 
 PARAM_LIMIT = 6000  # MLflow's param value limit
@@ -21,7 +22,7 @@ TAG_LIMIT = 5000
 
 
 def flatten(config: dict[str, Any]) -> dict[str, str]:
-    """Nested plain config as ``{"model.estimator.n_estimators": "600", ...}`` (MLflow params)."""
+    """Nested plain config as ``{"model.estimator.n_estimators": "600", ...}`` (MLflow params), masked."""
     flat: dict[str, str] = {}
 
     def walk(prefix: str, node: Any) -> None:
@@ -32,12 +33,13 @@ def flatten(config: dict[str, Any]) -> dict[str, str]:
             text = json.dumps(node) if isinstance(node, list | dict) else str(node)
             flat[prefix] = text[:PARAM_LIMIT]
 
-    walk("", config)
+    walk("", mask_config(config))
     return flat
 
 
 def command_line() -> str:
-    return " ".join(["imblab", *sys.argv[1:]]) if sys.argv else "imblab"
+    """The command as typed, passwords masked (tag ``imblab.command``)."""
+    return mask(" ".join(["imblab", *sys.argv[1:]])) if sys.argv else "imblab"
 
 
 def git_tags() -> dict[str, str]:
@@ -60,8 +62,8 @@ def tracked_run(
     """
     run = mlflow.start_run(
         experiment_id=experiment_id,
-        run_name=run_name,
-        tags={**git_tags(), **tags},
+        run_name=mask(run_name),
+        tags=mask_tags({**git_tags(), **tags}),
         parent_run_id=parent_run_id,
     )
     try:
@@ -70,7 +72,10 @@ def tracked_run(
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
         with contextlib.suppress(Exception):
             mlflow.set_tags(
-                {TAG_ERROR: str(exc)[:TAG_LIMIT] or type(exc).__name__, TAG_ERROR_TYPE: type(exc).__name__}
+                {
+                    TAG_ERROR: mask(str(exc))[:TAG_LIMIT] or type(exc).__name__,
+                    TAG_ERROR_TYPE: type(exc).__name__,
+                }
             )
         mlflow.end_run(status)
         raise
