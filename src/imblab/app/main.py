@@ -38,6 +38,11 @@ def _usage() -> str:
     )
 
 
+def print_error(message: object) -> None:
+    """imblab's error line on stderr: what went wrong and what to do, no traceback."""
+    print(f"imblab: error: {mask(str(message))}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # Before anything logs or prints: passwords in URLs, secret keys and secret environment values are
     # masked in every log record and everything written to stdout/stderr (imblab.secrets).
@@ -64,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(entry(rest) or 0)
     except ImblabError as exc:
-        print(f"imblab: error: {mask(str(exc))}", file=sys.stderr)
+        print_error(exc)
         return 2
 
 

@@ -34,5 +34,4 @@ def _task(cfg: Any) -> float:
 
 
 def main(argv: Sequence[str]) -> int:
-    run_hydra(_task, "imblab panel", [*argv, search_path_override()], CONFIG_NAME, panel_conf_dir())
-    return 0
+    return run_hydra(_task, "imblab panel", [*argv, search_path_override()], CONFIG_NAME, panel_conf_dir())

@@ -18,5 +18,4 @@ def _task(cfg: Any) -> float:
 
 
 def main(argv: Sequence[str]) -> int:
-    run_hydra(_task, "imblab", list(argv))
-    return 0
+    return run_hydra(_task, "imblab", list(argv))

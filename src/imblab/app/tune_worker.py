@@ -23,5 +23,4 @@ def main(argv: Sequence[str]) -> int:
     args = list(argv)
     if not any(a.startswith(("tuning=", "+tuning=", "~tuning")) for a in args):
         args.insert(0, "tuning=optuna")
-    run_hydra(_task, "imblab tune-worker", args)
-    return 0
+    return run_hydra(_task, "imblab tune-worker", args)

@@ -16,6 +16,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from imblab.config.params import check_params
 from imblab.config.specs import (
     CacheSpec,
     CVSpec,
@@ -73,9 +74,26 @@ def load_dataset(node: dict[str, Any]) -> Dataset:
     return dataset
 
 
+def group_options(group: str) -> list[str]:
+    """The options of config group ``group`` in the running Hydra app ([] for no group, or outside an app)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    hydra = GlobalHydra.instance()
+    if not hydra.is_initialized():
+        return []
+    return sorted(hydra.config_loader().get_group_options(group))
+
+
 def section(config: dict[str, Any], key: str) -> dict[str, Any]:
+    """A required config section; a removed group (``~sampler``) names the options to pick from."""
     node = config.get(key)
     if not isinstance(node, dict):
+        options = group_options(key)
+        if options:
+            raise ImblabError(
+                f"config group {key!r} has no option (removed with ~{key} or {key}=null?); every run needs "
+                f"one: {key}=<option>, one of {', '.join(options)}"
+            )
         raise ImblabError(f"config section {key!r} is missing or not a mapping; check your overrides")
     return node
 
@@ -91,6 +109,7 @@ def build_model(model: dict[str, Any], sampler: dict[str, Any]) -> Any:
                 f"{model.get('name')!r} ({type(estimator).__name__}) has none. Use sampler=none instead."
             )
         estimator.set_params(class_weight=class_weight)
+    check_params(estimator, "model.estimator")
     return estimator
 
 
@@ -99,6 +118,7 @@ def build_pipeline(config: dict[str, Any]) -> Any:
     pre = section(config, "preprocess")
     scaler_node = pre.get("scaler")
     scaler = build(scaler_node, "scaler") if scaler_node and scaler_node.get("_target_") else None
+    check_params(scaler, "preprocess.scaler")
     steps = build_preprocess_steps(
         max_missing=pre.get("max_missing", 0.5),
         drop_constant=pre.get("drop_constant", True),
@@ -108,6 +128,7 @@ def build_pipeline(config: dict[str, Any]) -> Any:
     sampler_cfg = section(config, "sampler")
     estimator = sampler_cfg.get("estimator")
     sampler = None if estimator is None else build(estimator, "sampler")
+    check_params(sampler, "sampler.estimator")
     return assemble(steps, sampler, build_model(section(config, "model"), sampler_cfg))
 
 

@@ -15,6 +15,7 @@ TAG_COMMAND = "imblab.command"
 TAG_VERSION = "imblab.version"
 TAG_N_CHILDREN = "imblab.n_children"  # a sweep parent: its job runs, counted when it ends
 TAG_N_JOBS = "imblab.n_jobs"  # a sweep parent: the jobs it launches, recorded when it starts
+TAG_N_FINISHED = "imblab.n_finished"  # a sweep parent: its job runs that FINISHED, counted when it ends
 TAG_FIT_KEY = "imblab.fit_key"
 TAG_CACHE_HIT = "imblab.cache_hit"
 TAG_SOURCE_RUN = "imblab.source_run_id"  # a set-threshold run -> the training run it re-thresholds

@@ -13,13 +13,22 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mlflow.entities import Run, RunStatus, ViewType
 from mlflow.tracking import MlflowClient
 
 from imblab.secrets import mask
-from imblab.tracking.layout import ROLE_SWEEP, TAG_COMMAND, TAG_N_CHILDREN, TAG_N_JOBS, TAG_ROLE
+from imblab.tracking.layout import (
+    ROLE_SWEEP,
+    TAG_COMMAND,
+    TAG_ERROR,
+    TAG_N_CHILDREN,
+    TAG_N_FINISHED,
+    TAG_N_JOBS,
+    TAG_ROLE,
+)
 from imblab.tracking.runs import TAG_LIMIT, command_line, git_tags
 from imblab.tracking.store import ensure_experiment, use_tracking
 
@@ -58,8 +67,12 @@ def sweep_children(client: MlflowClient, run_id: str) -> list[Run]:
     )
 
 
-def close_sweep(failed: bool) -> None:
-    """Terminate the open sweep parent (if any): FAILED if a child or the sweep itself failed."""
+def close_sweep(failed: bool, failures: Sequence[str] = ()) -> None:
+    """Terminate the open sweep parent (if any): FAILED if a child, a job or the sweep itself failed.
+
+    ``failures`` are the jobs that failed (``job N (overrides): message``), some before their run started;
+    they are recorded on the parent (``imblab.error``), beside how many child runs there are and finished.
+    """
     run_id = os.environ.pop(PARENT_ENV, None)
     uri = os.environ.pop(PARENT_URI_ENV, None)
     if not run_id:
@@ -71,8 +84,12 @@ def close_sweep(failed: bool) -> None:
     statuses = [c.info.status for c in sweep_children(client, run_id)]
     n_jobs = run.data.tags.get(TAG_N_JOBS, "")
     missing = n_jobs.isdigit() and len(statuses) < int(n_jobs)  # a job ended before its run began
-    bad = failed or missing or any(s in UNFINISHED for s in statuses)
-    client.set_tag(run_id, TAG_N_CHILDREN, str(len(statuses)))
+    bad = failed or bool(failures) or missing or any(s in UNFINISHED for s in statuses)
+    tags = {TAG_N_CHILDREN: str(len(statuses)), TAG_N_FINISHED: str(statuses.count("FINISHED"))}
+    if failures:
+        tags[TAG_ERROR] = mask("\n".join(failures))[:TAG_LIMIT]
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
     client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED if bad else RunStatus.FINISHED))
 
 
