@@ -38,7 +38,13 @@ def test_validate_infinite_values_names_columns() -> None:
 
 
 def test_validate_all_nan_features() -> None:
-    _ds(pd.DataFrame({"a": [np.nan, np.nan], "b": [1.0, 2.0]})).validate()  # one all-NaN column is fine
+    _ds(pd.DataFrame({"a": [np.nan, 1.0], "b": [1.0, 2.0]})).validate()  # one value is enough
+    with pytest.raises(
+        ImblabError,
+        match=r"no values at all \(every row NaN\): 'a', 'c'\. .*"
+        r"data\.drop_columns=\[a,c\]",
+    ):
+        _ds(pd.DataFrame({"a": [np.nan, np.nan], "b": [1.0, 2.0], "c": [np.nan, np.nan]})).validate()
     with pytest.raises(ImblabError, match="every feature column is entirely missing"):
         _ds(pd.DataFrame({"a": [np.nan, np.nan], "b": [np.nan, np.nan]})).validate()
 

@@ -143,11 +143,21 @@ class Dataset:
                 f"data set '{self.name}' has infinite values in columns {shown}{more}; replace them with NaN "
                 "(treated as missing) or drop those columns (data.drop_columns)."
             )
-        # A single all-NaN column is fine (preprocessing drops it); all of them means nothing to learn from.
-        if np.isnan(values).all():
+        empty = [X.columns[j] for j in np.flatnonzero(np.isnan(values).all(axis=0))]
+        if len(empty) == X.shape[1]:
             raise ImblabError(
                 f"data set '{self.name}': every feature column is entirely missing (NaN); check the file's "
                 "separator/format and data.drop_columns."
+            )
+        # A column without a single value carries nothing to learn and usually means a broken export or
+        # a wrong column: dropping it silently would hide that (and preprocess=none would feed NaN on).
+        if empty:
+            shown = ", ".join(repr(c) for c in empty[:10])
+            more = f" and {len(empty) - 10} more" if len(empty) > 10 else ""
+            listed = ",".join(str(c) for c in empty)
+            raise ImblabError(
+                f"data set '{self.name}' has feature columns with no values at all (every row NaN): "
+                f"{shown}{more}. Check the file, or drop them with data.drop_columns=[{listed}]."
             )
 
 

@@ -29,8 +29,27 @@ def read_frame(path: str, what: str = "data file") -> tuple[pd.DataFrame, str]:
     try:
         df = pd.read_parquet(p) if suffix in (".parquet", ".pq") else pd.read_csv(p, low_memory=False)
     except (OSError, ValueError, pd.errors.ParserError, ImportError) as e:
-        raise ImblabError(f"could not read {p} as {suffix[1:]}: {e}") from e
+        raise unreadable(p, suffix[1:], e, what) from None
     return df, p.name[: -len(suffix)]
+
+
+def unreadable(path: Path, kind: str, error: Exception, what: str = "data file") -> ImblabError:
+    """The error for a table file pandas cannot read; an empty file ("No columns to parse") says so."""
+    if isinstance(error, pd.errors.EmptyDataError):
+        return ImblabError(
+            f"{what} {path} is empty: it has no header and no rows; give a header row of column names and "
+            "the data rows (was the file written completely?)"
+        )
+    return ImblabError(f"could not read {what} {path} as {kind}: {error}")
+
+
+def no_rows(path: Path, columns: list[Any], what: str = "data file") -> ImblabError:
+    """The error for a table with column names but no rows."""
+    shown = [str(c) for c in columns[:10]] + (["..."] if len(columns) > 10 else [])
+    return ImblabError(
+        f"{what} {path} has column names ({', '.join(shown)}) but no rows; give the data rows too "
+        "(was the file written completely?)"
+    )
 
 
 def load_table(
@@ -50,6 +69,8 @@ def load_table(
     """
     df, stem = read_frame(path)
     p = Path(path).expanduser()
+    if len(df) == 0:
+        raise no_rows(p, list(df.columns))
     df = df.reset_index(drop=True)
     columns = list(df.columns)
 

@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -25,6 +26,9 @@ from typing import Any
 import joblib
 
 import imblab
+from imblab.paths import why_unwritable
+
+log = logging.getLogger(__name__)
 
 _LIBS = ("scikit-learn", "imbalanced-learn", "lightgbm", "numpy")
 
@@ -56,16 +60,38 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 class FitCache:
-    """``get_or_fit(key, fit)`` returns ``(result, hit)``; a disabled cache always fits."""
+    """``get_or_fit(key, fit)`` returns ``(result, hit)``; a disabled cache always fits.
+
+    A cache directory this process cannot write (read-only, a file in the way) is not an error: the run fits
+    without the cache, after one warning.
+    """
 
     def __init__(self, directory: str | os.PathLike[str] | None, enabled: bool = True) -> None:
         self.enabled = bool(enabled and directory)
         self.dir = Path(directory).expanduser() if directory else None
 
-    def get_or_fit(self, key: str, fit: Callable[[], Any]) -> tuple[Any, bool]:
+    def _usable(self) -> bool:
+        """Whether the directory can be written; if not, warn once and turn the cache off."""
         if not self.enabled or self.dir is None:
+            return False
+        reason = why_unwritable(self.dir, directory=True)
+        if reason is None:
+            try:
+                self.dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                reason = f"cannot create {self.dir} ({exc.strerror})"
+        if reason is not None:
+            log.warning(
+                "imblab: warning: fit cache off for this run: %s. Set cache.dir=<a writable folder>, or "
+                "cache.enabled=false to silence this.",
+                reason,
+            )
+            self.enabled = False
+        return self.enabled
+
+    def get_or_fit(self, key: str, fit: Callable[[], Any]) -> tuple[Any, bool]:
+        if not self._usable() or self.dir is None:
             return fit(), False
-        self.dir.mkdir(parents=True, exist_ok=True)
         target = self.dir / f"{key}.joblib"
         with _locked(self.dir / f"{key}.lock"):
             if target.exists():

@@ -12,6 +12,7 @@ ordered by id. Batches hold whole persons. A CSV's id and class columns are read
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,11 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
+from imblab.data.table import no_rows, unreadable
 from imblab.errors import ImblabError
 from imblab.frozen import DECISION, PROBABILITY
 from imblab.panel.frozen import PanelFrozenModel
+from imblab.paths import why_unwritable
 from imblab.registry.versions import load_model
 from imblab.tracking.store import client_for
 
@@ -49,25 +52,52 @@ def read_table(
     kind = _kind(path)
     if not path.is_file():
         raise ImblabError(f"input file {path} does not exist")
-    if kind == "parquet":
-        return pd.read_parquet(path)
     try:
-        header = [str(c) for c in pd.read_csv(path, nrows=0).columns]
-    except pd.errors.EmptyDataError:
-        raise ImblabError(f"input file {path} is empty: it has no header and no rows") from None
-    known = set(features)
-    text = [c for c in header if c not in known] if id_columns is None else list(id_columns)
-    return pd.read_csv(path, dtype={c: str for c in text if c in header})
+        if kind == "parquet":
+            frame = pd.read_parquet(path)
+        else:
+            header = [str(c) for c in pd.read_csv(path, nrows=0).columns]
+            known = set(features)
+            text = [c for c in header if c not in known] if id_columns is None else list(id_columns)
+            frame = pd.read_csv(path, dtype={c: str for c in text if c in header})
+    except (OSError, ValueError, pd.errors.ParserError) as exc:  # pyarrow's errors are ValueErrors too
+        raise unreadable(path, kind, exc, what="input file") from None
+    if len(frame) == 0:
+        raise ImblabError(
+            f"the input has no rows to score: {no_rows(path, list(frame.columns), 'input file')}"
+        )
+    return frame
+
+
+def check_output(path: str | Path) -> None:
+    """Fail before the (slow) scoring when the output cannot be written: a bad suffix or a folder that is
+    not writable or cannot be created."""
+    path = Path(path)
+    _kind(path)
+    reason = why_unwritable(path)
+    try:
+        if reason is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = f"cannot create {path.parent} ({exc.strerror})"
+    if reason:
+        raise ImblabError(f"cannot write the output {path}: {reason}; choose another -o/--output path")
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write the output through a temporary file beside it, so a failed write never leaves half a file."""
     path = Path(path)
     kind = _kind(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if kind == "parquet":
-        frame.to_parquet(path, index=False)
-    else:
-        frame.to_csv(path, index=False)
+    partial = path.with_name(f".partial-{os.getpid()}-{path.name}")  # same suffix: same compression
+    try:
+        if kind == "parquet":
+            frame.to_parquet(partial, index=False)
+        else:
+            frame.to_csv(partial, index=False)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def model_features(pyfunc: Any) -> list[str]:
@@ -170,7 +200,7 @@ def predict_file(
     tracking_uri: str | None = None,
 ) -> pd.DataFrame:
     """``imblab predict`` as a function: score a file, write the output file, return the output."""
-    _kind(Path(output_path))  # fail on a bad output name before the (slow) scoring
+    check_output(output_path)  # fail on a bad output path before the (slow) scoring
     client_for(tracking_uri)
     pyfunc, model = load_model(model_uri)
     if isinstance(model, PanelFrozenModel):

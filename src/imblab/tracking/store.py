@@ -26,6 +26,7 @@ from mlflow.tracking import MlflowClient
 from sqlalchemy.engine import make_url
 
 from imblab.errors import ImblabError
+from imblab.paths import why_unwritable
 from imblab.secrets import mask
 
 LOCK_TIMEOUT_ENV = "IMBLAB_STORE_LOCK_TIMEOUT"
@@ -141,6 +142,22 @@ def use_tracking(uri: str | None) -> str:
     return resolved
 
 
+def check_writable(uri: str) -> None:
+    """Fail at once, before a run is created, when a SQLite store cannot be written.
+
+    MLflow reads a read-only store fine and fails at the first write, after the run was created (or,
+    for a database it cannot create, after retrying for about 100 s). The store's folder must be
+    writable too: it holds SQLite's journal and the artifacts. Other stores answer for themselves.
+    """
+    db = sqlite_path(uri)
+    reason = None if db is None else why_unwritable(db)
+    if reason:
+        raise ImblabError(
+            f"cannot write the MLflow store {db}: {reason}. Make it writable, or point imblab at another "
+            "store (tracking.uri=sqlite:///<path>/mlflow.db, or --tracking-uri)"
+        )
+
+
 def client_for(uri: str | None) -> MlflowClient:
     """Point MLflow at imblab's store and return a client for it.
 
@@ -168,8 +185,9 @@ def ensure_experiment(name: str, uri: str) -> str:
     """The id of experiment ``name``, created (with artifacts beside a SQLite store) if absent.
 
     On a SQLite store the creation happens under :func:`first_use_lock`, so concurrent first runs
-    create it once and the others find it.
+    create it once and the others find it. The store must be writable: runs are about to be written.
     """
+    check_writable(uri)
     prepare_store(uri)
     client = MlflowClient(uri)
     try:
