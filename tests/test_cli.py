@@ -135,8 +135,8 @@ def test_prediction_input_with_missing_or_extra_columns_gets_a_schema_error(
 
 def test_unknown_group_option_lists_the_choices(tmp_path: Path) -> None:
     proc = imblab("train", "sampler=smoteish", cwd=tmp_path)
-    assert proc.returncode == 1
-    assert "Could not find 'sampler/smoteish'" in proc.stderr
+    assert proc.returncode == 2
+    assert "imblab: error:" in proc.stderr and "Could not find 'sampler/smoteish'" in proc.stderr
     for choice in ("smote", "smote_enn", "adasyn", "class_weight"):
         assert choice in proc.stderr
 
@@ -159,8 +159,22 @@ def test_missing_data_is_a_clear_error_and_a_failed_run(tmp_path: Path, tracking
         (pd.DataFrame({"a": [1.0, 2.0, 3.0] * 20, "y": [0, 1, 2] * 20}), ["data.target=y"], "2"),
         (pd.DataFrame({"a": [float("inf"), 2.0] * 20, "y": [0, 1] * 20}), ["data.target=y"], "infinite"),
         (pd.DataFrame({"a": [float("nan")] * 40, "y": [0, 1] * 20}), ["data.target=y"], "NaN"),
+        (
+            pd.DataFrame({"a": [1.0, 2.0] * 20, "dead": [float("nan")] * 40, "y": [0, 1] * 20}),
+            ["data.target=y"],
+            "'dead'. Check the file, or drop them with data.drop_columns=[dead]",
+        ),
+        (pd.DataFrame({"a": [], "y": []}), ["data.target=y"], "has column names (a, y) but no rows"),
     ],
-    ids=["absent-target", "one-class", "not-binary", "infinite", "all-nan"],
+    ids=[
+        "absent-target",
+        "one-class",
+        "not-binary",
+        "infinite",
+        "all-nan",
+        "one-all-nan-column",
+        "header-only",
+    ],
 )
 def test_bad_tables_fail_clearly(
     tmp_path: Path, tracking_uri: str, table: pd.DataFrame, overrides: list[str], message: str

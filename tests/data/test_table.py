@@ -141,3 +141,15 @@ def test_load_table_non_numeric_feature_suggests_drop(tmp_path: Path) -> None:
     pd.DataFrame({"x": [1.0, 2.0], "tool": ["A", "B"], "y": [0, 1]}).to_csv(path, index=False)
     with pytest.raises(ImblabError, match=r"'tool'.*data\.drop_columns=\[tool\]"):
         load_table(str(path), target="y")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("", r"is empty \(no header, no rows\)"), ("lot,x,y\n", r"has column names \(lot, x, y\) but no rows")],
+    ids=["empty", "header-only"],
+)
+def test_load_table_without_rows(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(content)
+    with pytest.raises(ImblabError, match=message):
+        load_table(str(path), target="y")

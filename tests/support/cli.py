@@ -5,16 +5,22 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
 
 def imblab(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 600
+    *args: str,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    timeout: int = 600,
+    prefix: Sequence[str] = (),
 ) -> subprocess.CompletedProcess:
+    """``imblab *args`` in a subprocess; ``prefix`` runs it under another command (``unprivileged()``)."""
     return subprocess.run(
-        [sys.executable, "-m", "imblab", *args],
+        [*prefix, sys.executable, "-m", "imblab", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,8 @@ from imblab.app.sweep import end_sweep, record_failure
 from imblab.errors import ImblabError
 
 log = logging.getLogger(__name__)
+
+FULL_ERROR = "HYDRA_FULL_ERROR"
 
 
 def conf_dir() -> Path:
@@ -59,6 +62,18 @@ def exit_on_error(task: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return wrapped
 
 
+def hydra_message(exc: Exception) -> str:
+    """A Hydra config error as Hydra prints it: its message, then OmegaConf's cause (which key, why)."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    cause = exc.__cause__
+    # Hydra's config search path (a missing option) is for Hydra's developers, not for a user who mistyped.
+    lines = [str(exc).split("\nConfig search path:")[0].strip()]
+    if isinstance(cause, OmegaConfBaseException):
+        lines.append(str(cause).strip())
+    return "\n".join(lines)
+
+
 def refuse_null_groups(argv: list[str], roots: list[Path]) -> None:
     """``sampler=null`` would be a traceback from inside Hydra: a config group needs one of its options."""
     for arg in argv:
@@ -87,18 +102,32 @@ def run_hydra(
     (``imblab train``'s root); ``imblab panel`` passes its own.
     """
     import hydra
+    from hydra.errors import CompactHydraException
 
     root = config_dir or conf_dir()
     refuse_null_groups(argv, [root, conf_dir()])
     sys.argv = [prog, *argv]
     app = hydra.main(config_path=str(root), config_name=config_name, version_base="1.3")(exit_on_error(task))
     failed = True
+    # Hydra prints its own errors (an unknown option, foo=bar) and exits 1; with HYDRA_FULL_ERROR it raises
+    # them instead, and they become imblab's: `imblab: error: ...`, exit 2.
+    full_error = os.environ.get(FULL_ERROR)
+    os.environ[FULL_ERROR] = "1"
+    error = None
     try:
         app()
         failed = False
+    except CompactHydraException as exc:
+        error = hydra_message(exc)
     finally:
+        if full_error is None:
+            os.environ.pop(FULL_ERROR, None)
+        else:
+            os.environ[FULL_ERROR] = full_error
         # Also when a job raised something other than an ImblabError, or the sweep never started.
-        failures = end_sweep(failed=failed)
+        failures = end_sweep(failed=failed, error=error)
+    if error is not None:
+        raise ImblabError(error)
     for failure in failures:
         print_error(failure)
     if failures:

@@ -80,11 +80,13 @@ def _plain(override: str) -> str:
     return override.replace("\\", "")
 
 
-def end_sweep(failed: bool) -> list[JobFailure]:
-    """Close the sweep's parent run (if one is open) with the jobs' failures; returns the failures."""
+def end_sweep(failed: bool, error: str | None = None) -> list[JobFailure]:
+    """Close the sweep's parent run (if one is open) with the jobs' failures and the sweep's own ``error``
+    (e.g. an override Hydra refused); returns the jobs' failures."""
     failures = job_failures()
     os.environ.pop(FAILURES_ENV, None)
-    close_sweep(failed=failed or bool(failures), failures=[str(f) for f in failures])
+    recorded = [str(f) for f in failures] + ([error] if error else [])
+    close_sweep(failed=failed or bool(recorded), failures=recorded)
     return failures
 
 

@@ -16,9 +16,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import socket
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -137,9 +140,28 @@ def prepare_store(uri: str) -> None:
 def use_tracking(uri: str | None) -> str:
     """Point MLflow at the resolved store (created safely if it is a new SQLite store); its URI."""
     resolved = resolve_tracking_uri(uri)
+    check_reachable(resolved)
     prepare_store(resolved)
     mlflow.set_tracking_uri(resolved)
     return resolved
+
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """A tracking server that does not answer fails in seconds, not after MLflow's retries (minutes)."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return
+    if urllib.request.getproxies().get(parts.scheme) and not urllib.request.proxy_bypass(parts.hostname):
+        return  # a proxy answers for the server: MLflow's own request will tell
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        socket.create_connection((parts.hostname, port), timeout=timeout).close()
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ImblabError(
+            f"cannot reach the MLflow tracking server {mask(uri)} ({reason}); start it (mlflow server "
+            "...), or check tracking.uri / --tracking-uri"
+        ) from None
 
 
 def check_writable(uri: str) -> None:
@@ -165,7 +187,13 @@ def client_for(uri: str | None) -> MlflowClient:
     (``$MLFLOW_REGISTRY_URI`` still overrides that). Setting it here would pin MLflow's process-wide
     registry URI to one store, which a later call with another store would then silently keep using.
     """
-    return MlflowClient(tracking_uri=use_tracking(uri))
+    resolved = use_tracking(uri)
+    try:
+        client = MlflowClient(tracking_uri=resolved)
+        client.search_experiments(max_results=1)  # MLflow refuses some stores only at the first request
+    except MlflowException as exc:
+        raise store_error(resolved, exc) from None
+    return client
 
 
 def store_error(uri: str, exc: MlflowException) -> ImblabError:
@@ -189,8 +217,8 @@ def ensure_experiment(name: str, uri: str) -> str:
     """
     check_writable(uri)
     prepare_store(uri)
-    client = MlflowClient(uri)
-    try:
+    try:  # MLflow refuses a file store when the client is built, a server at the first call
+        client = MlflowClient(uri)
         exp = client.get_experiment_by_name(name)
     except MlflowException as exc:  # the first call to a server: a bad login or address fails here
         raise store_error(uri, exc) from None
