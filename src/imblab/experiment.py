@@ -78,7 +78,7 @@ def _fit_inputs(experiment: Experiment) -> dict[str, Any]:
 
 def run_experiment(experiment: Experiment, parent_run_id: str | None = None) -> RunOutcome:
     """Run one configured experiment and log it to MLflow; the run ends FINISHED or FAILED."""
-    uri = use_tracking(experiment.tracking.uri)
+    uri = use_tracking(experiment.tracking.uri, write=True)
     experiment_id = ensure_experiment(experiment.tracking.experiment, uri)
     policy = experiment.policy
     tags = {

@@ -145,7 +145,10 @@ def test_load_table_non_numeric_feature_suggests_drop(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [("", r"is empty \(no header, no rows\)"), ("lot,x,y\n", r"has column names \(lot, x, y\) but no rows")],
+    [
+        ("", r"data file .*t\.csv is empty: it has no header and no rows"),
+        ("lot,x,y\n", r"data file .*t\.csv has column names \(lot, x, y\) but no rows"),
+    ],
     ids=["empty", "header-only"],
 )
 def test_load_table_without_rows(tmp_path: Path, content: str, message: str) -> None:

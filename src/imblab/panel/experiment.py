@@ -95,7 +95,7 @@ def _counts(panel: Panel, parts: list[Examples]) -> dict[str, float]:
 
 def run_panel(experiment: PanelExperiment, parent_run_id: str | None = None) -> PanelOutcome:
     """Run one configured panel experiment and log it to MLflow; the run ends FINISHED or FAILED."""
-    uri = use_tracking(experiment.tracking.uri)
+    uri = use_tracking(experiment.tracking.uri, write=True)
     experiment_id = ensure_experiment(experiment.tracking.experiment, uri)
     tags = {
         "model": experiment.model_name,

@@ -137,10 +137,15 @@ def prepare_store(uri: str) -> None:
     _READY.add(db)
 
 
-def use_tracking(uri: str | None) -> str:
-    """Point MLflow at the resolved store (created safely if it is a new SQLite store); its URI."""
+def use_tracking(uri: str | None, write: bool = False) -> str:
+    """Point MLflow at the resolved store (created safely if it is a new SQLite store); its URI.
+
+    ``write``: the caller is about to write runs, so a read-only store fails here, before MLflow opens it.
+    """
     resolved = resolve_tracking_uri(uri)
     check_reachable(resolved)
+    if write:
+        check_writable(resolved)
     prepare_store(resolved)
     mlflow.set_tracking_uri(resolved)
     return resolved

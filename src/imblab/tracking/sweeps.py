@@ -43,7 +43,7 @@ def open_sweep(tracking_uri: str | None, experiment: str, run_name: str, n_jobs:
     ``run_name`` (the sweep's overrides) is stored with its passwords masked. ``n_jobs``: how many jobs
     the sweep launches, when known; recorded as ``imblab.n_jobs``.
     """
-    uri = use_tracking(tracking_uri)
+    uri = use_tracking(tracking_uri, write=True)
     exp_id = ensure_experiment(experiment, uri)
     tags = {TAG_ROLE: ROLE_SWEEP, TAG_COMMAND: command_line()[:TAG_LIMIT], **git_tags()}
     if n_jobs is not None:

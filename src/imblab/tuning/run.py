@@ -240,7 +240,7 @@ def run_worker(experiment: Experiment) -> int:
     split = holdout_split(dataset, experiment.split)
     session = open_session(experiment, dataset, worker=True)
     study = session.study
-    uri = use_tracking(experiment.tracking.uri)
+    uri = use_tracking(experiment.tracking.uri, write=True)
     experiment_id = ensure_experiment(experiment.tracking.experiment, uri)
     tags = {
         TAG_ROLE: ROLE_WORKER,
