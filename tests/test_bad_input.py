@@ -336,3 +336,32 @@ def test_predict_refuses_an_empty_csv_and_an_unwritable_output(tmp_path: Path, t
     with pytest.raises(ImblabError, match=r"cannot write the output .*notes\.txt is a file, not a directory"):
         predict_file(model_uri, tmp_path / "lots.csv", blocked / "scored.csv", tracking_uri=tracking_uri)
     assert not (blocked / "scored.csv").exists()
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "-1"])
+def test_serve_refuses_a_port_out_of_range(port: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from imblab.app.main import main as imblab_main
+
+    assert imblab_main(["serve", "models:/defects@champion", "--port", port]) == 2
+    assert f"imblab: error: --port must be a TCP port, 1 to 65535, got {port}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
+def test_a_read_only_working_directory(tmp_path: Path, tracking_uri: str, sweep: bool) -> None:
+    """Hydra writes outputs/ (multirun/) in the working directory: a clear error, no run, no parent run."""
+    prefix = unprivileged()
+    here = tmp_path / "frozen"
+    here.mkdir(mode=0o555)
+    try:
+        proc = imblab(
+            "train",
+            *(["-m"] if sweep else []),
+            *FAST,
+            f"tracking.uri={tracking_uri}",
+            cwd=here,
+            prefix=prefix,
+        )
+    finally:
+        here.chmod(0o755)
+    assert_clean_error(proc, "multirun" if sweep else "outputs", "Permission denied", "hydra.")
+    assert runs_of(tracking_uri, "imblab") == []

@@ -74,6 +74,16 @@ def hydra_message(exc: Exception) -> str:
     return "\n".join(lines)
 
 
+def raised_inside(exc: BaseException, function: Callable[..., Any]) -> bool:
+    """Whether ``exc`` was raised while ``function`` ran (rather than in Hydra around it)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is function.__code__:
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def refuse_null_groups(argv: list[str], roots: list[Path]) -> None:
     """``sampler=null`` would be a traceback from inside Hydra: a config group needs one of its options."""
     for arg in argv:
@@ -107,7 +117,8 @@ def run_hydra(
     root = config_dir or conf_dir()
     refuse_null_groups(argv, [root, conf_dir()])
     sys.argv = [prog, *argv]
-    app = hydra.main(config_path=str(root), config_name=config_name, version_base="1.3")(exit_on_error(task))
+    wrapped = exit_on_error(task)
+    app = hydra.main(config_path=str(root), config_name=config_name, version_base="1.3")(wrapped)
     failed = True
     # Hydra prints its own errors (an unknown option, foo=bar) and exits 1; with HYDRA_FULL_ERROR it raises
     # them instead, and they become imblab's: `imblab: error: ...`, exit 2.
@@ -119,6 +130,14 @@ def run_hydra(
         failed = False
     except CompactHydraException as exc:
         error = hydra_message(exc)
+    except OSError as exc:
+        if raised_inside(exc, wrapped):
+            raise  # not Hydra's own files: a bug, with its traceback
+        error = (
+            f"cannot write {exc.filename} ({exc.strerror}): Hydra keeps each run's config and log under "
+            "outputs/ (multirun/ for -m) in the working directory. Run imblab from a writable directory, "
+            "or set hydra.run.dir=<a writable folder> (hydra.sweep.dir=... for -m)"
+        )
     finally:
         if full_error is None:
             os.environ.pop(FULL_ERROR, None)

@@ -77,6 +77,8 @@ def serve(
         raise ImblabError(f"--workers must be >= 1, got {workers}")
     if not max_body_mb > 0:
         raise ImblabError(f"--max-body-mb must be > 0, got {max_body_mb}")
+    if not 0 < port < 2**16:
+        raise ImblabError(f"--port must be a TCP port, 1 to 65535, got {port}")
     if not port_free(host, port):
         raise ImblabError(f"port {port} on {host} is in use; pick another one with --port")
     label = describe(client_for(tracking_uri), model_uri)
