@@ -92,6 +92,10 @@ def test_scaler_group_reaches_the_pipeline() -> None:
         ("+cv.foldz=3", "unknown cv key"),
         ("tracking.log_model=maybe", "tracking.log_model must be true or false"),
         ("tuning=optuna tuning.pruner=median", "use tuning/pruner=median"),
+        (
+            "data=table",
+            r"missing required config values: \['data.path', 'data.target'\]; .*: data.path=\.\.\. ",
+        ),
     ],
 )
 def test_bad_values_are_clear_errors(override: str, message: str) -> None:

@@ -93,7 +93,7 @@ def refuse_null_groups(argv: list[str], roots: list[Path]) -> None:
         options = sorted({p.stem for root in roots for p in (root / key).glob("*.yaml")})
         if options:
             raise ImblabError(
-                f"{arg}: a config group cannot be null; pick one of its options ({key}={', '.join(options)}) "
+                f"{arg}: a config group cannot be null; choose {key}=<option>, one of {', '.join(options)}, "
                 f"or leave {key} at its default"
             )
 

@@ -60,8 +60,8 @@ def check_complete(cfg: DictConfig) -> None:
     missing = OmegaConf.missing_keys(cfg)
     if missing:
         raise ImblabError(
-            f"missing required config values: {sorted(missing)}; set them on the command line, "
-            "e.g. data.path=lots.csv data.target=failed"
+            f"missing required config values: {sorted(missing)}; set them on the command line: "
+            + " ".join(f"{key}=..." for key in sorted(missing))
         )
 
 
@@ -91,8 +91,8 @@ def section(config: dict[str, Any], key: str) -> dict[str, Any]:
         options = group_options(key)
         if options:
             raise ImblabError(
-                f"config group {key!r} has no option (removed with ~{key} or {key}=null?); every run needs "
-                f"one: {key}=<option>, one of {', '.join(options)}"
+                f"config group {key!r} has no option selected (~{key} removes it); every run needs one: "
+                f"choose {key}=<option>, one of {', '.join(options)}"
             )
         raise ImblabError(f"config section {key!r} is missing or not a mapping; check your overrides")
     return node
