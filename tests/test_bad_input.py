@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ from imblab.protocol.cache import FitCache
 from imblab.serving.batch import predict_file, read_table
 from tests.conftest import FAST, compose_config
 from tests.support.cli import imblab, runs_of
-from tests.support.unprivileged import unprivileged
+from tests.support.unprivileged import read_only, unprivileged
 
 # MLflow retries a SQLite file it cannot create for ~107 s; checked up front, it fails within the start-up.
 RETRY_SECONDS = 100
@@ -101,10 +102,7 @@ def test_a_read_only_store_fails_at_once_and_is_left_as_it_was(
         db.parent.mkdir()
     uri = f"sqlite:///{db}"
     before = db.read_bytes() if db.exists() else None
-    if before is not None:
-        db.chmod(0o444)
-    db.parent.chmod(0o555)
-    try:
+    with read_only(*([db] if before is not None else []), db.parent):
         start = time.perf_counter()
         proc = imblab("train", *FAST, f"tracking.uri={uri}", cwd=tmp_path, prefix=prefix)
         seconds = time.perf_counter() - start
@@ -123,10 +121,6 @@ def test_a_read_only_store_fails_at_once_and_is_left_as_it_was(
             text=True,
             cwd=tmp_path,
         )
-    finally:
-        db.parent.chmod(0o755)
-        if db.exists():
-            db.chmod(0o644)
     assert seconds < RETRY_SECONDS
     reason = f"{db} is read-only" if before is not None else f"directory {db.parent} is not writable"
     assert_clean_error(proc, f"cannot write the MLflow store {db}: {reason}", "tracking.uri=")
@@ -155,20 +149,17 @@ def test_an_unwritable_cache_is_skipped_with_one_warning(
 
 
 def test_a_read_only_cache_directory_falls_back_to_no_cache(tmp_path: Path, tracking_uri: str) -> None:
-    prefix = unprivileged()
     frozen = tmp_path / "frozen"
-    frozen.mkdir(mode=0o555)
-    try:
+    frozen.mkdir()
+    with read_only(frozen):
         proc = imblab(
             "train",
             *FAST,
             f"cache.dir={frozen}/fits",
             f"tracking.uri={tracking_uri}",
             cwd=tmp_path,
-            prefix=prefix,
+            prefix=unprivileged(),
         )
-    finally:
-        frozen.chmod(0o755)
     assert proc.returncode == 0, proc.stderr[-3000:]
     output = proc.stdout + proc.stderr
     assert output.count("fit cache off") == 1, output[-3000:]
@@ -349,19 +340,36 @@ def test_serve_refuses_a_port_out_of_range(port: str, capsys: pytest.CaptureFixt
 @pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
 def test_a_read_only_working_directory(tmp_path: Path, tracking_uri: str, sweep: bool) -> None:
     """Hydra writes outputs/ (multirun/) in the working directory: a clear error, no run, no parent run."""
-    prefix = unprivileged()
     here = tmp_path / "frozen"
-    here.mkdir(mode=0o555)
-    try:
+    here.mkdir()
+    with read_only(here):
         proc = imblab(
             "train",
             *(["-m"] if sweep else []),
             *FAST,
             f"tracking.uri={tracking_uri}",
             cwd=here,
-            prefix=prefix,
+            prefix=unprivileged(),
         )
-    finally:
-        here.chmod(0o755)
     assert_clean_error(proc, "multirun" if sweep else "outputs", "Permission denied", "hydra.")
     assert runs_of(tracking_uri, "imblab") == []
+
+
+def test_an_unreachable_tracking_server_fails_in_seconds(capsys: pytest.CaptureFixture[str]) -> None:
+    from imblab.app.main import main as imblab_main
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    start = time.perf_counter()
+    assert imblab_main(["runs", "--tracking-uri", f"http://imblab:s3cret@127.0.0.1:{port}"]) == 2
+    assert time.perf_counter() - start < 10  # MLflow's own retries take minutes
+    err = capsys.readouterr().err
+    assert f"cannot reach the MLflow tracking server http://imblab:***@127.0.0.1:{port}" in err
+    assert "s3cret" not in err
+
+
+def test_a_file_store_is_refused_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    proc = imblab("train", *FAST, f"tracking.uri={tmp_path / 'mlruns'}", cwd=tmp_path)
+    assert_clean_error(proc, f"cannot use the MLflow tracking store {tmp_path / 'mlruns'}: ", "sqlite")
