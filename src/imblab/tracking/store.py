@@ -207,7 +207,7 @@ def store_error(uri: str, exc: MlflowException) -> ImblabError:
     if status in (401, 403):
         reason = f"the server refused the credentials (HTTP {status})"
     else:
-        reason = mask(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        reason = mask(str(exc).splitlines()[0] if str(exc) else type(exc).__name__).rstrip(".")
     return ImblabError(
         f"cannot use the MLflow tracking store {mask(uri)}: {reason}. Check tracking.uri and, for a server "
         "that needs a login, MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
