@@ -62,11 +62,14 @@ def run_hydra(
     sys.argv = [prog, *argv]
     root = str(config_dir or conf_dir())
     app = hydra.main(config_path=root, config_name=config_name, version_base="1.3")(exit_on_error(task))
-    failed = True
+    failed, killed = True, None
     try:
         app()
         failed = False
+    except KeyboardInterrupt as exc:  # SIGINT / SIGTERM (imblab.app.signals): the sweep ends KILLED
+        killed = str(exc) or "interrupted"
+        raise
     finally:
         # A sweep whose job raised never reaches Hydra's on_multirun_end: close its parent here
         # (a no-op when no sweep is open, e.g. a single run or a tune-worker).
-        close_sweep(failed=failed)
+        close_sweep(failed=failed, killed=killed)

@@ -2,16 +2,21 @@
 
 Each subcommand is a ``main(argv) -> int`` in its own module under ``imblab.app``, imported lazily,
 so ``imblab runs`` does not pay for importing LightGBM and ``imblab train`` not for the server.
+SIGINT / SIGTERM end the command's runs KILLED and exit 130 / 143 (``imblab.app.signals``); the
+processes it starts die with it (``imblab.process``).
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
-from imblab.errors import ImblabError
+from imblab.app import signals
+from imblab.errors import ImblabError, Interrupted
+from imblab.process import mark_workers, unmark_workers
 
 # subcommand -> (module under imblab.app, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -57,11 +62,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ImportError, AttributeError) as exc:
         print(f"imblab: command {name!r} is not available in this build ({exc})", file=sys.stderr)
         return 2
+    marked = mark_workers()
+    restore = signals.install()
     try:
         return int(entry(rest) or 0)
     except ImblabError as exc:
         print(f"imblab: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # Interrupted, or a KeyboardInterrupt raised before the handler ran
+        stopped = exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)
+        word = "terminated" if stopped.signum == signal.SIGTERM else "interrupted"
+        print(f"imblab: {word}", file=sys.stderr)
+        return stopped.exit_status
+    finally:
+        restore()
+        unmark_workers(marked)
 
 
 if __name__ == "__main__":

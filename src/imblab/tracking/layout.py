@@ -27,6 +27,14 @@ TAG_STUDY_DIRECTION = "optuna.direction"
 TAG_TRIAL_NUMBER = "optuna.trial_number"
 TAG_TRIAL_STATE = "optuna.trial_state"  # COMPLETE | PRUNED | FAIL
 TAG_STUDY_RUN = "imblab.study_run_id"  # a tune-worker run -> the latest training run of its study
+# Where a run lives (written at its start by imblab.tracking.lifecycle) and why it was killed
+TAG_HOST = "imblab.host"
+TAG_PID_SCOPE = "imblab.pid_scope"  # boot id / PID namespace: where TAG_PID names one process
+TAG_PID = "imblab.pid"
+TAG_PROCESS_START = "imblab.process_start"  # clock ticks since boot: tells a reused pid apart
+TAG_HEARTBEAT = "imblab.heartbeat"  # unix seconds of the last beat, rewritten while the run lives
+TAG_HEARTBEAT_SECONDS = "imblab.heartbeat_seconds"  # the beat interval the run promised
+TAG_KILLED = "imblab.killed_reason"  # why a run ended KILLED (a signal, or the reaper's finding)
 
 # Roles (values of TAG_ROLE)
 ROLE_RUN = "run"  # a training run: one frozen model

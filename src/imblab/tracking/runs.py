@@ -14,7 +14,8 @@ from mlflow.utils.git_utils import get_git_commit
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
 
 import imblab
-from imblab.tracking.layout import TAG_ERROR, TAG_ERROR_TYPE
+from imblab.tracking.layout import TAG_ERROR, TAG_ERROR_TYPE, TAG_KILLED
+from imblab.tracking.lifecycle import live, location_tags
 
 PARAM_LIMIT = 6000  # MLflow's param value limit
 TAG_LIMIT = 5000
@@ -56,22 +57,27 @@ def tracked_run(
 ) -> Iterator[mlflow.ActiveRun]:
     """An MLflow run that ends FINISHED, or FAILED/KILLED with the error recorded as tags.
 
-    Nothing is left RUNNING: whatever escapes the body terminates the run before re-raising.
+    Nothing is left RUNNING: whatever escapes the body terminates the run before re-raising (an interrupt,
+    i.e. SIGINT/SIGTERM, ends it KILLED with ``imblab.killed_reason``). While open, the run says where it
+    lives and beats (``imblab.tracking.lifecycle``), so a later command can reap it if its process dies.
     """
     run = mlflow.start_run(
         experiment_id=experiment_id,
         run_name=run_name,
-        tags={**git_tags(), **tags},
+        tags={**git_tags(), **location_tags(), **tags},
         parent_run_id=parent_run_id,
     )
-    try:
-        yield run
-    except BaseException as exc:
-        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-        with contextlib.suppress(Exception):
-            mlflow.set_tags(
-                {TAG_ERROR: str(exc)[:TAG_LIMIT] or type(exc).__name__, TAG_ERROR_TYPE: type(exc).__name__}
-            )
-        mlflow.end_run(status)
-        raise
-    mlflow.end_run("FINISHED")
+    with live(run.info.run_id, mlflow.get_tracking_uri()):
+        try:
+            yield run
+        except BaseException as exc:
+            interrupted = isinstance(exc, KeyboardInterrupt)
+            message = str(exc)[:TAG_LIMIT] or type(exc).__name__
+            with contextlib.suppress(Exception):
+                mlflow.set_tags(
+                    {TAG_ERROR: message, TAG_ERROR_TYPE: type(exc).__name__}
+                    | ({TAG_KILLED: message} if interrupted else {})
+                )
+            mlflow.end_run("KILLED" if interrupted else "FAILED")
+            raise
+        mlflow.end_run("FINISHED")

@@ -2,12 +2,14 @@
 
 The embedded default is ``sqlite:///<cwd>/mlruns/mlflow.db`` for runs and ``<cwd>/mlruns/artifacts``
 for artifacts. ``MLFLOW_TRACKING_URI`` wins over that default when no URI is given, as in every MLflow
-tool.
+tool. Opening a store (``use_tracking``, the one choke point of every command) first ends the runs its
+dead processes left RUNNING (``imblab.tracking.reaper``), once per store and process.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -15,6 +17,9 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from imblab.errors import ImblabError
+from imblab.tracking.reaper import reap
+
+_TIDIED: set[str] = set()  # stores this process has already reaped
 
 
 def default_tracking_uri(cwd: str | os.PathLike[str] | None = None) -> str:
@@ -41,7 +46,25 @@ def use_tracking(uri: str | None) -> str:
     if resolved.startswith("sqlite:///"):
         Path(urlparse(resolved).path).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(resolved)
+    tidy(resolved)
     return resolved
+
+
+def tidy(uri: str) -> None:
+    """End the runs that dead processes left RUNNING in ``uri`` (once per process) and say so on stderr.
+
+    Never fails the command: a store that cannot be searched is a warning.
+    """
+    if uri in _TIDIED:
+        return
+    _TIDIED.add(uri)
+    try:
+        reaped = reap(MlflowClient(uri))
+    except Exception as exc:
+        print(f"imblab: warning: could not look for dead runs in {uri}: {exc}", file=sys.stderr)
+        return
+    for run in reaped:
+        print(f"imblab: marked run {run.run_id} ({run.name}) KILLED: {run.reason}", file=sys.stderr)
 
 
 def client_for(uri: str | None) -> MlflowClient:

@@ -37,6 +37,7 @@ from imblab.tracking.layout import (
     TAG_TRIAL_STATE,
     TUNING_DIR,
 )
+from imblab.tracking.lifecycle import client_run, location_tags
 from imblab.tracking.runs import PARAM_LIMIT, TAG_LIMIT
 
 log = logging.getLogger(__name__)
@@ -97,8 +98,17 @@ class TrialLogger:
         if trial.error is not None:
             tags[TAG_ERROR] = trial.error[:TAG_LIMIT]
         run = self.client.create_run(
-            self.experiment_id, start_time=start, tags=tags, run_name=f"trial-{trial.number}"
+            self.experiment_id,
+            start_time=start,
+            tags={**tags, **location_tags()},
+            run_name=f"trial-{trial.number}",
         )
+        with client_run(self.client, run.info.run_id):  # never left RUNNING, even by a signal
+            self._fill(run.info.run_id, trial, end)
+
+    def _fill(self, run_id: str, trial: TrialRecord, end: int) -> None:
+        """Log the trial's scores and params on its run and end it with the trial's state."""
+        start = _ms(trial.start)
         scores = [float(s) for s in trial.fold_scores]
         per_fold = self.steps == "fold"
         name = f"cv_fold_{self.metric}" if per_fold else f"{self.steps}_{self.metric}"
@@ -117,8 +127,8 @@ class TrialLogger:
             summary["n_estimators_effective"] = float(trial.n_estimators)
         metrics += [Metric(k, v, end, 0) for k, v in summary.items()]
         params = [Param(k, str(v)[:PARAM_LIMIT]) for k, v in trial.params.items()]
-        self.client.log_batch(run.info.run_id, metrics=metrics, params=params)
-        self.client.set_terminated(run.info.run_id, MLFLOW_STATUS.get(trial.state, "FAILED"), end_time=end)
+        self.client.log_batch(run_id, metrics=metrics, params=params)
+        self.client.set_terminated(run_id, MLFLOW_STATUS.get(trial.state, "FAILED"), end_time=end)
 
 
 @dataclass
