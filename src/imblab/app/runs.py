@@ -43,12 +43,14 @@ def main(argv: Sequence[str]) -> int:
     if df.empty:
         print(f"no runs in experiment {args.experiment!r}")
         return 0
-    if args.sort not in df.columns:
-        metrics = sorted(c for c in df.columns if c.startswith(("cv_", "test_")))
+    metrics = sorted(c for c in df.columns if c.startswith(("cv_", "test_")))
+    if args.sort not in df.columns and metrics:
         raise ImblabError(f"--sort {args.sort!r} is not a logged metric; choose one of {metrics}")
     cols = [c for c in args.columns.split(",") if c in df.columns]
     keys = ["run_name", "sampler", "model", "threshold_policy"] + (["status"] if args.all else [])
-    table = df.sort_values(args.sort, ascending=args.ascending).head(args.limit)[[*keys, *cols]]
+    # Runs that logged no metric at all (--all: killed or failed early) stay newest first.
+    ordered = df.sort_values(args.sort, ascending=args.ascending) if args.sort in df.columns else df
+    table = ordered.head(args.limit)[[*keys, *cols]]
     if args.format == "csv":
         print(table.to_csv(index=False), end="")
     elif args.format == "markdown":

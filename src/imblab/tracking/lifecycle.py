@@ -80,15 +80,14 @@ class _OpenRuns:
         self.runs: dict[str, str] = {}
         self.thread: threading.Thread | None = None
         self.clients: dict[str, MlflowClient] = {}
+        self.wake = threading.Event()  # a run opened: re-read the interval
 
     def add(self, run_id: str, uri: str) -> None:
         with self.lock:
             self.runs[run_id] = uri
+            self.wake.set()
             if self.thread is None or not self.thread.is_alive():
-                every = heartbeat_seconds()
-                self.thread = threading.Thread(
-                    target=self.beat_forever, args=(every,), name="imblab-heartbeat", daemon=True
-                )
+                self.thread = threading.Thread(target=self.beat_forever, name="imblab-heartbeat", daemon=True)
                 self.thread.start()
 
     def remove(self, run_id: str) -> None:
@@ -113,10 +112,18 @@ class _OpenRuns:
             except Exception as exc:  # a busy store: the next beat tries again
                 log.debug("heartbeat of run %s failed: %s", run_id, exc)
 
-    def beat_forever(self, every: float) -> None:
+    def beat_forever(self) -> None:
+        last = time.monotonic()
         while True:
-            time.sleep(every)
+            try:  # read again whenever a run opens: the environment may have changed it
+                every = heartbeat_seconds()
+            except ImblabError:
+                every = DEFAULT_HEARTBEAT_SECONDS
+            if self.wake.wait(max(last + every - time.monotonic(), 0.0)):
+                self.wake.clear()
+                continue
             self.beat()
+            last = time.monotonic()
 
 
 OPEN_RUNS = _OpenRuns()

@@ -170,7 +170,8 @@ def reap(
         run, reason = running[run_id], dead[run_id]
         if run.data.tags.get(TAG_ROLE) == ROLE_SWEEP:
             client.set_tag(run_id, TAG_N_CHILDREN, str(len(children(client, run_id))))
-        end = int(last_seen(run) * 1000) if has_location(run) else None
+        # It died after its last beat: end it there (never before its start), or now if it never beat.
+        end = max(int(last_seen(run) * 1000), run.info.start_time) if has_location(run) else None
         mark_killed(client, run_id, reason, end_time=end)
         reaped.append(Reaped(run_id, run.data.tags.get(MLFLOW_RUN_NAME, ""), reason))
         log.debug("reaped run %s: %s", run_id, reason)
