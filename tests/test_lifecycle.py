@@ -18,8 +18,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
+from imblab.app.main import main as imblab_main
 from imblab.errors import ImblabError, Interrupted
-from imblab.process import WORKER_ENV, liveness, stat, this_process
+from imblab.process import WORKER_ENV, liveness, marked, stat, this_process, wait_for_end
 from imblab.tracking.layout import (
     ROLE_SWEEP,
     TAG_HEARTBEAT,
@@ -226,43 +227,69 @@ def test_interrupted_survives_pickling_and_gives_the_shell_status() -> None:
     assert (exc.exit_status, Interrupted(signal.SIGINT).exit_status) == (143, 130)
 
 
-PARENT = textwrap.dedent(
+# A command (marks its children, starts its watchdog) with a worker in a session of its own, which has
+# a worker of its own: the mark, not the process group or the parent, is what finds them.
+COMMAND = textwrap.dedent(
     """
     import subprocess, sys, time
-    from imblab.process import mark_workers
+    from imblab.process import mark_workers, start_watchdog
     mark_workers()
-    child = subprocess.Popen(
-        [sys.executable, "-c", "import imblab, time; print('ready', flush=True); time.sleep(300)"],
-        stdout=subprocess.PIPE, text=True,
+    start_watchdog()
+    worker = subprocess.Popen(
+        [sys.executable, "-c", WORKER], stdout=subprocess.PIPE, text=True, start_new_session=True
     )
-    assert child.stdout.readline().strip() == "ready"
-    print(child.pid, flush=True)
+    print(worker.pid, worker.stdout.readline().strip(), flush=True)
     time.sleep(300)
     """
+).replace(
+    "WORKER",
+    repr(
+        "import subprocess, sys, time; "
+        "inner = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)']); "
+        "print(inner.pid, flush=True); time.sleep(300)"
+    ),
 )
 
 
-def test_a_worker_dies_within_seconds_of_its_parent_being_killed() -> None:
-    parent = spawn([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True)
+def test_the_watchdog_kills_a_commands_workers_within_seconds_of_its_death() -> None:
+    command = spawn([sys.executable, "-c", COMMAND], stdout=subprocess.PIPE, text=True)
     try:
-        child = int(parent.stdout.readline())  # type: ignore[union-attr]
-        assert liveness(child) == "alive"
-        parent.send_signal(signal.SIGKILL)
-        parent.wait()
-        deadline = time.monotonic() + 3
-        while liveness(child) == "alive" and time.monotonic() < deadline:
+        workers = [int(pid) for pid in command.stdout.readline().split()]  # type: ignore[union-attr]
+        assert len(workers) == 2 and all(liveness(pid) == "alive" for pid in workers)
+        command.send_signal(signal.SIGKILL)
+        command.wait()
+        deadline = time.monotonic() + 5
+        while any(liveness(pid) == "alive" for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert liveness(child) == "gone"
+        assert [liveness(pid) for pid in workers] == ["gone", "gone"]
     finally:
-        stop_group(parent, grace=1)
+        stop_group(command, grace=1)
 
 
-def test_a_worker_whose_command_is_already_gone_exits_on_import(dead: tuple[int, str]) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-c", "import imblab; print('still here')"],
-        env={**os.environ, WORKER_ENV: f"{dead[0]}:{dead[1]}"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert (proc.returncode, proc.stdout) == (1, "")
+def test_a_mark_names_one_command(sleeper: subprocess.Popen) -> None:
+    info = stat(sleeper.pid)
+    assert info is not None
+    worker = spawn(SLEEPER, env={**os.environ, WORKER_ENV: f"{sleeper.pid}:{info.start}"})
+    try:
+        assert marked(f"{sleeper.pid}:{info.start}") == [worker.pid]
+        assert marked(f"{sleeper.pid}:{int(info.start) + 1}") == []  # the same pid, another process
+        started = time.monotonic()
+        wait_for_end(sleeper.pid, str(int(info.start) + 1))  # that other process is not running
+        assert time.monotonic() - started < 1
+    finally:
+        stop_group(worker, grace=1)
+
+
+def test_a_command_that_ends_cleanly_stops_its_watchdog(tmp_path: Path, tracking_uri: str) -> None:
+    def watchdogs() -> list[int]:
+        mine = []
+        for entry in Path("/proc").iterdir():
+            info = stat(int(entry.name)) if entry.name.isdigit() else None
+            if info and info.ppid == os.getpid() and info.state != "Z":
+                cmdline = (entry / "cmdline").read_bytes()
+                mine += [int(entry.name)] if b"imblab.app.watchdog" in cmdline else []
+        return mine
+
+    assert imblab_main(["runs", "--experiment", "none", "--tracking-uri", tracking_uri]) == 2
+    assert watchdogs() == []
+    assert WORKER_ENV not in os.environ

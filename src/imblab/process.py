@@ -1,38 +1,39 @@
-"""Processes on this machine: an identity that survives PID reuse, liveness, and worker processes that
-die with their parent.
+"""Processes on this machine: an identity that survives PID reuse, liveness, and a command's workers,
+which must not outlive it.
 
 A pid alone does not identify a process: once it exits the kernel may hand the number to another one.
 ``(scope, pid, start)`` does: ``scope`` is the boot and PID namespace in which the pid means something
 (two containers may share a host name, never a namespace), ``start`` the process's start time in clock
 ticks since boot (``/proc/<pid>/stat``, field 22).
 
-Worker processes (loky workers of ``cv.n_jobs``, Hydra's joblib launcher, anything an imblab command
-starts that imports imblab) inherit ``$IMBLAB_WORKER_OF`` from the command. ``guard_worker``, run on
-``import imblab``, ties such a process to its parent with Linux's ``PR_SET_PDEATHSIG``: the kernel sends
-it SIGKILL the moment its parent dies, however the parent died (SIGKILL included), even in the middle of
-a long C call. loky itself only notices a dead parent between two tasks, when its queue read fails; a
-worker busy with (or holding queued) fits runs on as an orphan. Elsewhere than Linux a daemon thread
-polls the parent pid instead. The kernel ties the signal to the parent *thread* that started the worker:
-imblab starts workers from main threads (``protocol.cv``'s ``Parallel``, Hydra's launcher), and loky's own
-manager thread, which may respawn one, lives as long as its pool.
+Every process an imblab command starts (loky workers of ``cv.n_jobs``, Hydra's joblib launcher
+workers and their own pools, loky's resource trackers, subprocesses) inherits ``$IMBLAB_WORKER_OF``
+(``<pid>:<start>`` of the command). A watchdog process (``imblab.app.watchdog``), started by the
+command without that mark, waits for the command to end (a Linux pidfd: woken the instant it exits,
+however it died) and then SIGKILLs every process still carrying the mark. Why not in the workers
+themselves: loky only notices a dead parent between two tasks, and a worker that has not run a task yet
+has run no imblab code (killed seconds after start, both of loky's workers sat idle on a queue whose
+ends they hold themselves, for loky's 300 s idle timeout); ``PR_SET_PDEATHSIG`` would have to be armed
+by code in each worker and follows the parent *thread* that started it (loky starts workers from
+whichever thread submits). The mark is exact: it names the command's start time, so a reused pid
+matches nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
+import select
 import signal
 import socket
+import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 WORKER_ENV = "IMBLAB_WORKER_OF"  # "<pid>:<start>" of the imblab command a worker process belongs to
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 @dataclass(frozen=True)
@@ -123,37 +124,73 @@ def unmark_workers(previous: dict[str, str | None]) -> None:
             os.environ[key] = value
 
 
-def guard_worker() -> None:
-    """In a worker of an imblab command: die with the parent process (see the module docstring)."""
-    marker = os.environ.get(WORKER_ENV, "")
-    command, _, start = marker.partition(":")
-    if not command.isdigit() or int(command) == os.getpid():
-        return  # not a worker, or the command itself
-    parent = os.getppid()
-    if not _die_with_parent(parent):
-        _watch_parent(parent)
-    # The parent (or the command) may have died before the guard was armed: then it never fires.
-    if os.getppid() != parent or liveness(int(command), start) != "alive":
-        os._exit(1)
+def marked(mark: str) -> list[int]:
+    """Processes (other than this one) started with ``$IMBLAB_WORKER_OF=<mark>`` and still running."""
+    needle = f"{WORKER_ENV}={mark}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()  # the environment it was started with
+        except OSError:  # gone meanwhile, or another user's
+            continue
+        info = stat(int(entry.name))
+        if needle in environ.split(b"\0") and info is not None and info.state not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
 
 
-def _die_with_parent(parent: int) -> bool:
-    """Ask the kernel for SIGKILL when the parent dies (Linux); False where that is not available."""
-    if not sys.platform.startswith("linux"):
-        return False
+def wait_for_end(pid: int, start: str, poll: float = 0.2) -> None:
+    """Return once process ``pid`` (started at ``start``) has ended."""
+    fd = None
+    with contextlib.suppress(AttributeError, OSError):  # pidfd: Linux >= 5.3
+        fd = os.pidfd_open(pid)
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
+        # The pidfd may name a process that reused the pid: check the start time after opening it.
+        while liveness(pid, start) == "alive":
+            if fd is not None:
+                select.select([fd], [], [])  # readable when the process exits
+            else:
+                time.sleep(poll)
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
-def _watch_parent(parent: int, every: float = 1.0) -> None:
-    """A daemon thread that ends this process once its parent is gone (re-parented)."""
+def sweep(mark: str, rounds: int = 3, pause: float = 0.3) -> int:
+    """SIGKILL the processes carrying ``mark`` (again a few times: one may be starting); returns how many."""
+    killed: set[int] = set()
+    for _ in range(rounds):
+        found = marked(mark)
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        killed.update(found)
+        time.sleep(pause)
+    return len(killed)
 
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(every)
-        os._exit(1)
 
-    threading.Thread(target=watch, name="imblab-parent-watch", daemon=True).start()
+def start_watchdog() -> subprocess.Popen | None:
+    """Mark this process's future children and start the watchdog that kills them once it ends.
+
+    None where processes cannot be enumerated (no ``/proc``).
+    """
+    mark = os.environ.get(WORKER_ENV, "")
+    if not Path("/proc/self/environ").exists() or not mark:
+        return None
+    env = {k: v for k, v in os.environ.items() if k != WORKER_ENV}  # it is no worker to kill
+    return subprocess.Popen(
+        [sys.executable, "-m", "imblab.app.watchdog", mark],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def stop_watchdog(watchdog: subprocess.Popen | None) -> None:
+    """The command ended cleanly: its pools have shut down, the watchdog has nothing to do."""
+    if watchdog is not None:
+        with contextlib.suppress(ProcessLookupError):
+            watchdog.kill()
+        watchdog.wait()

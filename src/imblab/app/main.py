@@ -2,8 +2,8 @@
 
 Each subcommand is a ``main(argv) -> int`` in its own module under ``imblab.app``, imported lazily,
 so ``imblab runs`` does not pay for importing LightGBM and ``imblab train`` not for the server.
-SIGINT / SIGTERM end the command's runs KILLED and exit 130 / 143 (``imblab.app.signals``); the
-processes it starts die with it (``imblab.process``).
+SIGINT / SIGTERM end the command's runs KILLED and exit 130 / 143 (``imblab.app.signals``); a
+watchdog process kills the workers it started once it ends, however it ends (``imblab.process``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from imblab.app import signals
 from imblab.errors import ImblabError, Interrupted
-from imblab.process import mark_workers, unmark_workers
+from imblab.process import mark_workers, start_watchdog, stop_watchdog, unmark_workers
 
 # subcommand -> (module under imblab.app, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -63,10 +63,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"imblab: command {name!r} is not available in this build ({exc})", file=sys.stderr)
         return 2
     marked = mark_workers()
+    watchdog = start_watchdog()  # kills the workers this command leaves, however it ends
     restore = signals.install()
+    clean = False
     try:
-        return int(entry(rest) or 0)
+        status = int(entry(rest) or 0)
+        clean = True
+        return status
     except ImblabError as exc:
+        clean = True
         print(f"imblab: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # Interrupted, or a KeyboardInterrupt raised before the handler ran
@@ -77,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         restore()
         unmark_workers(marked)
+        if clean:  # its pools shut down normally; otherwise the watchdog stays until this process ends
+            stop_watchdog(watchdog)
 
 
 if __name__ == "__main__":
