@@ -4,10 +4,12 @@ no run stays RUNNING after the next command, no worker process outlives its comm
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import imblab
 from tests.support.lifecycle import (
     LONG_RUN,
     LONG_TUNING,
@@ -18,7 +20,7 @@ from tests.support.lifecycle import (
     wait_until,
     with_role,
 )
-from tests.support.processes import orphans_of
+from tests.support.processes import orphans_of, orphans_within
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +79,7 @@ def test_sigkill_of_a_run_leaves_no_worker_and_the_next_command_reaps_it(
     assert f"imblab: marked run {run.info.run_id} " in after.runs_stderr
 
 
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_killed_tuning_run_leaves_no_run_or_trial_running(
     tmp_path: Path, tracking_uri: str, signum: int
 ) -> None:
@@ -90,7 +92,7 @@ def test_killed_tuning_run_leaves_no_run_or_trial_running(
     assert "RUNNING" not in statuses(tracking_uri, "trial")
 
 
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_killed_joblib_sweep_leaves_no_worker_and_no_run_running(
     tmp_path: Path, tracking_uri: str, signum: int
 ) -> None:
@@ -117,3 +119,42 @@ def test_killed_joblib_sweep_leaves_no_worker_and_no_run_running(
     assert statuses(tracking_uri, "run") == ["KILLED", "KILLED"]
     reasons = [r.data.tags["imblab.killed_reason"] for r in with_role(all_runs(tracking_uri), "run")]
     assert all(reasons), reasons
+
+
+# Two trials in Optuna's thread pool, each far longer than the test waits: after an interrupt the pool
+# still waits for them, so the main thread cannot unwind.
+STUCK_TUNING = (
+    *LONG_TUNING,
+    "tuning.n_jobs=2",
+    "tuning.early_stopping.enabled=false",
+    "model.search_space.n_estimators.low=3000",
+    "model.search_space.n_estimators.high=4000",
+)
+
+
+def test_a_second_signal_ends_a_stuck_unwinding_at_once(tmp_path: Path, tracking_uri: str) -> None:
+    cmd = train(tmp_path, tracking_uri, *STUCK_TUNING)
+    wait_until(cmd, lambda runs: bool(with_role(runs, "run")) and "folds preprocessed" in cmd.out.read_text())
+    time.sleep(2)  # both trials are under way
+    cmd.proc.send_signal(signal.SIGTERM)
+    time.sleep(1)
+    second = time.monotonic()
+    cmd.proc.send_signal(signal.SIGTERM)
+    returncode = cmd.proc.wait(timeout=60)
+    assert returncode == 143 and time.monotonic() - second < 5, cmd.output()[-3000:]
+    (run,) = with_role(all_runs(tracking_uri), "run")
+    reason = "interrupted by SIGTERM (unwinding did not finish in time)"
+    assert (run.info.status, run.data.tags["imblab.killed_reason"]) == ("KILLED", reason)
+    assert "imblab: interrupted by SIGTERM; ended 1 open run(s) KILLED and exited" in cmd.err.read_text()
+    assert orphans_within(cmd.proc.pid, 5) == []
+
+
+def test_bad_lifecycle_settings_are_refused_before_anything_runs(tmp_path: Path, tracking_uri: str) -> None:
+    for var, value, message in (
+        ("IMBLAB_HEARTBEAT_SECONDS", "abc", "is not a positive number of seconds"),
+        ("IMBLAB_KILL_GRACE_SECONDS", "-1", "is not a number of seconds >= 0"),
+    ):
+        proc = imblab("train", *LONG_TUNING, f"tracking.uri={tracking_uri}", cwd=tmp_path, env={var: value})
+        assert proc.returncode == 2, proc.stderr[-3000:]
+        assert f"imblab: error: ${var}={value!r} {message}; unset it" in proc.stderr
+    assert all_runs(tracking_uri) == []

@@ -158,11 +158,14 @@ def wait_for_end(pid: int, start: str, poll: float = 0.2) -> None:
             os.close(fd)
 
 
-def sweep(mark: str, rounds: int = 3, pause: float = 0.3) -> int:
-    """SIGKILL the processes carrying ``mark`` (again a few times: one may be starting); returns how many."""
+def sweep(mark: str, rounds: int = 5, pause: float = 0.2) -> int:
+    """SIGKILL the processes carrying ``mark``, round after round until one finds none (a process may have
+    been starting); returns how many were killed."""
     killed: set[int] = set()
     for _ in range(rounds):
-        found = marked(mark)
+        found = marked(mark)  # live ones only: a killed process is at most a zombie
+        if not found:
+            break
         for pid in found:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)

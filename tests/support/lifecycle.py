@@ -7,7 +7,6 @@ Used by ``tests/test_lifecycle_cli.py`` and ``benchmarks/faults_lifecycle.py``; 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -111,10 +110,12 @@ def wait_until(cmd: Command, ready: Callable[[list[Run]], bool], timeout: float 
 
 @dataclass
 class Aftermath:
-    """What a killed command left: its exit status, live workers ``settle`` seconds later, RUNNING runs
-    before and after one ``imblab runs``, and that command's stderr."""
+    """What a killed command left: its exit status, how long its last worker outlived it, its live workers
+    ``settle`` seconds after it ended, RUNNING runs before and after one ``imblab runs``, and that
+    command's stderr."""
 
     returncode: int
+    orphan_seconds: float
     orphans: int
     running_before: int
     running_after: int
@@ -130,14 +131,17 @@ def kill(cmd: Command, signum: int, settle: float = 10.0, experiment: str = "imb
     except subprocess.TimeoutExpired:
         stop_group(cmd.proc)
         returncode = cmd.proc.returncode
-    time.sleep(settle)
+    ended = time.monotonic()
+    while orphans_of(cmd.proc.pid) and time.monotonic() - ended < settle:
+        time.sleep(0.1)
+    orphan_seconds = time.monotonic() - ended
+    time.sleep(max(ended + settle - time.monotonic(), 0.0))
     left = orphans_of(cmd.proc.pid)
     kill_all(left)
     before = len(running(cmd.uri))
     table = imblab(
         "runs", "--experiment", experiment, "--tracking-uri", cmd.uri, "--all", cwd=cmd.out.parent
     )
-    return Aftermath(returncode, len(left), before, len(running(cmd.uri)), table.stderr)
+    return Aftermath(returncode, orphan_seconds, len(left), before, len(running(cmd.uri)), table.stderr)
 
 
-SIGNAL_NAMES = {signal.SIGKILL: "SIGKILL", signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT"}

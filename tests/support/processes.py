@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,14 @@ def orphans_of(pid: int) -> list[int]:
         if info.pgrp == pid or any(var.startswith(marker) for var in environ.split(b"\0")):
             found.append(int(entry.name))
     return found
+
+
+def orphans_within(pid: int, seconds: float) -> list[int]:
+    """``orphans_of(pid)`` once none is left or ``seconds`` have passed, whichever comes first."""
+    deadline = time.monotonic() + seconds
+    while (left := orphans_of(pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
 
 
 def kill_all(pids: list[int]) -> None:

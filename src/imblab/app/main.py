@@ -12,9 +12,8 @@ import importlib
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from imblab.app import signals
 from imblab.errors import ImblabError, Interrupted
 from imblab.process import mark_workers, start_watchdog, stop_watchdog, unmark_workers
 
@@ -62,11 +61,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ImportError, AttributeError) as exc:
         print(f"imblab: command {name!r} is not available in this build ({exc})", file=sys.stderr)
         return 2
+    from imblab.app import signals  # imports MLflow: not for --help
+    from imblab.tracking.lifecycle import heartbeat_seconds
+
     marked = mark_workers()
     watchdog = start_watchdog()  # kills the workers this command leaves, however it ends
-    restore = signals.install()
+    restore: Callable[[], None] = lambda: None  # noqa: E731
     clean = False
     try:
+        # The lifecycle's settings are checked before anything runs: a bad one is an error, not a surprise.
+        restore = signals.install()
+        heartbeat_seconds()
         status = int(entry(rest) or 0)
         clean = True
         return status

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
-from imblab.errors import Interrupted
+from imblab.errors import ImblabError, Interrupted
 from imblab.tracking.lifecycle import kill_open_runs
 
 GRACE_ENV = "IMBLAB_KILL_GRACE_SECONDS"
@@ -27,15 +27,23 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def grace_seconds() -> float:
+    """How long the main thread may unwind after a signal: ``$IMBLAB_KILL_GRACE_SECONDS``, default 10."""
+    text = os.environ.get(GRACE_ENV, "").strip()
     try:
-        return max(float(os.environ.get(GRACE_ENV) or DEFAULT_GRACE_SECONDS), 0.0)
+        seconds = float(text) if text else DEFAULT_GRACE_SECONDS
     except ValueError:
-        return DEFAULT_GRACE_SECONDS
+        seconds = float("nan")
+    if not 0 <= seconds < float("inf"):
+        raise ImblabError(
+            f"${GRACE_ENV}={text!r} is not a number of seconds >= 0; unset it (default "
+            f"{DEFAULT_GRACE_SECONDS:g}) or set e.g. {GRACE_ENV}=10"
+        )
+    return seconds
 
 
-def _last_resort(signum: int, hurry: threading.Event) -> None:
+def _last_resort(signum: int, grace: float, hurry: threading.Event) -> None:
     """Give the main thread its grace period to unwind; then end the open runs and exit."""
-    hurry.wait(grace_seconds())
+    hurry.wait(grace)
     reason = str(Interrupted(signum))
     ended = kill_open_runs(f"{reason} (unwinding did not finish in time)")
     print(f"imblab: {reason}; ended {len(ended)} open run(s) KILLED and exited", file=sys.stderr, flush=True)
@@ -43,7 +51,11 @@ def _last_resort(signum: int, hurry: threading.Event) -> None:
 
 
 def install() -> Callable[[], None]:
-    """Install the handlers (main thread only); returns a function that restores the previous ones."""
+    """Install the handlers (main thread only); returns a function that restores the previous ones.
+
+    Reads ``$IMBLAB_KILL_GRACE_SECONDS`` now: a bad value is an ``ImblabError`` before anything runs.
+    """
+    grace = grace_seconds()
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
@@ -55,7 +67,8 @@ def install() -> Callable[[], None]:
             hurry.set()
             return
         first.append(signum)
-        threading.Thread(target=_last_resort, args=(signum, hurry), name="imblab-kill", daemon=True).start()
+        watchdog = threading.Thread(target=_last_resort, args=(signum, grace, hurry), daemon=True)
+        watchdog.start()
         raise Interrupted(signum)
 
     for signum in SIGNALS:
