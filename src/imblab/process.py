@@ -183,12 +183,15 @@ def start_watchdog() -> subprocess.Popen | None:
     if not Path("/proc/self/environ").exists() or not mark:
         return None
     env = {k: v for k, v in os.environ.items() if k != WORKER_ENV}  # it is no worker to kill
-    return subprocess.Popen(
-        [sys.executable, "-m", "imblab.app.watchdog", mark],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-    )
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "imblab.app.watchdog", mark],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )
+    except OSError:  # no watchdog is no reason to refuse the command
+        return None
 
 
 def stop_watchdog(watchdog: subprocess.Popen | None) -> None:
