@@ -36,7 +36,9 @@ from imblab.tracking.layout import (
 from imblab.tracking.lifecycle import HEARTBEAT_ENV, client_run, heartbeat_seconds, live, location_tags
 from imblab.tracking.reaper import reap
 from imblab.tracking.store import tidy
+from tests.conftest import FAST
 from tests.support.cli import imblab
+from tests.support.lifecycle import all_runs
 from tests.support.processes import spawn, stop_group
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(300)"]
@@ -293,3 +295,14 @@ def test_a_command_that_ends_cleanly_stops_its_watchdog(tmp_path: Path, tracking
     assert imblab_main(["runs", "--experiment", "none", "--tracking-uri", tracking_uri]) == 2
     assert watchdogs() == []
     assert WORKER_ENV not in os.environ
+
+
+def test_bad_lifecycle_settings_are_refused_before_anything_runs(tmp_path: Path, tracking_uri: str) -> None:
+    for var, value, message in (
+        ("IMBLAB_HEARTBEAT_SECONDS", "abc", "is not a positive number of seconds"),
+        ("IMBLAB_KILL_GRACE_SECONDS", "-1", "is not a number of seconds >= 0"),
+    ):
+        proc = imblab("train", *FAST, f"tracking.uri={tracking_uri}", cwd=tmp_path, env={var: value})
+        assert proc.returncode == 2, proc.stderr[-3000:]
+        assert f"imblab: error: ${var}={value!r} {message}; unset it" in proc.stderr
+    assert all_runs(tracking_uri) == []

@@ -20,32 +20,20 @@ from mlflow.tracking import MlflowClient
 from tests.support.cli import imblab
 from tests.support.processes import kill_all, orphans_of, spawn, stop_group
 
+SYNTHETIC = (
+    "data=synthetic",
+    "data.n_samples=8000",
+    "data.n_features=30",
+    "data.positive_rate=0.1",
+    "sampler=none",
+    "model=lgbm",
+    "cv.folds=3",
+    "cache.enabled=false",
+)
 # Runs that cannot finish before they are killed: LightGBM with far more trees than the drill waits for.
-LONG_RUN = (
-    "data=synthetic",
-    "data.n_samples=8000",
-    "data.n_features=30",
-    "data.positive_rate=0.1",
-    "sampler=none",
-    "model=lgbm",
-    "model.estimator.n_estimators=20000",
-    "model.estimator.learning_rate=0.01",
-    "cv.folds=3",
-    "cache.enabled=false",
-)
+LONG_RUN = (*SYNTHETIC, "model.estimator.n_estimators=20000", "model.estimator.learning_rate=0.01")
 # A tuning run whose trials take a few seconds each, far more of them than the drill waits for.
-LONG_TUNING = (
-    "data=synthetic",
-    "data.n_samples=8000",
-    "data.n_features=30",
-    "data.positive_rate=0.1",
-    "sampler=none",
-    "model=lgbm",
-    "cv.folds=3",
-    "cache.enabled=false",
-    "tuning=optuna",
-    "tuning.n_trials=500",
-)
+LONG_TUNING = (*SYNTHETIC, "tuning=optuna", "tuning.n_trials=500")
 
 
 @dataclass

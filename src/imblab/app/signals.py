@@ -18,8 +18,8 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
-from imblab.errors import ImblabError, Interrupted
-from imblab.tracking.lifecycle import kill_open_runs
+from imblab.errors import Interrupted
+from imblab.tracking.lifecycle import env_seconds, kill_open_runs
 
 GRACE_ENV = "IMBLAB_KILL_GRACE_SECONDS"
 DEFAULT_GRACE_SECONDS = 10.0
@@ -28,17 +28,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 def grace_seconds() -> float:
     """How long the main thread may unwind after a signal: ``$IMBLAB_KILL_GRACE_SECONDS``, default 10."""
-    text = os.environ.get(GRACE_ENV, "").strip()
-    try:
-        seconds = float(text) if text else DEFAULT_GRACE_SECONDS
-    except ValueError:
-        seconds = float("nan")
-    if not 0 <= seconds < float("inf"):
-        raise ImblabError(
-            f"${GRACE_ENV}={text!r} is not a number of seconds >= 0; unset it (default "
-            f"{DEFAULT_GRACE_SECONDS:g}) or set e.g. {GRACE_ENV}=10"
-        )
-    return seconds
+    return env_seconds(GRACE_ENV, DEFAULT_GRACE_SECONDS, zero=True)
 
 
 def _last_resort(signum: int, grace: float, hurry: threading.Event) -> None:

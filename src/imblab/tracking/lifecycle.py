@@ -37,19 +37,25 @@ DEFAULT_HEARTBEAT_SECONDS = 30.0
 KILLED = RunStatus.to_string(RunStatus.KILLED)
 
 
-def heartbeat_seconds() -> float:
-    """The beat interval: ``$IMBLAB_HEARTBEAT_SECONDS``, default 30."""
-    text = os.environ.get(HEARTBEAT_ENV, "").strip()
+def env_seconds(var: str, default: float, zero: bool = False) -> float:
+    """A number of seconds from environment variable ``var`` (``default`` when unset); more than zero, or
+    at least zero with ``zero``. Anything else is an ``ImblabError`` saying what to set."""
+    text = os.environ.get(var, "").strip()
     try:
-        seconds = float(text) if text else DEFAULT_HEARTBEAT_SECONDS
+        seconds = float(text) if text else default
     except ValueError:
         seconds = float("nan")
-    if not seconds > 0 or seconds == float("inf"):
+    if not (seconds >= 0 if zero else seconds > 0) or seconds == float("inf"):
+        what = "a number of seconds >= 0" if zero else "a positive number of seconds"
         raise ImblabError(
-            f"${HEARTBEAT_ENV}={text!r} is not a positive number of seconds; unset it (default "
-            f"{DEFAULT_HEARTBEAT_SECONDS:g}) or set e.g. {HEARTBEAT_ENV}=30"
+            f"${var}={text!r} is not {what}; unset it (default {default:g}) or set e.g. {var}={default:g}"
         )
     return seconds
+
+
+def heartbeat_seconds() -> float:
+    """The beat interval: ``$IMBLAB_HEARTBEAT_SECONDS``, default 30."""
+    return env_seconds(HEARTBEAT_ENV, DEFAULT_HEARTBEAT_SECONDS)
 
 
 def location_tags() -> dict[str, str]:
