@@ -24,7 +24,8 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument(
         "--sweep",
         default=None,
-        help="sweep parent run id, or 'all' for every finished run (default: latest sweep)",
+        help="sweep parent run id, or 'all' for every finished run, the newest of each variant "
+        "(default: latest sweep)",
     )
     p.add_argument(
         "--metric", default="test_pr_auc", help="test metric that ranks the runs (default: test_pr_auc)"
@@ -46,11 +47,15 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the resamples (default: 0)")
     p.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI or ./mlruns/mlflow.db")
     p.add_argument("--no-log", action="store_true", help="do not log the report on the sweep's parent run")
+    p.add_argument(
+        "--partial", action="store_true", help="compare a sweep that is still running: its finished runs"
+    )
+    p.add_argument("--all-runs", action="store_true", help="keep older runs of a variant that was run again")
     args = p.parse_args(list(argv))
     bootstrap_metric(args.metric)  # fail before any download
     check_n_boot(args.n_boot)
 
-    sweep = load_sweep(args.experiment, args.sweep, args.tracking_uri)
+    sweep = load_sweep(args.experiment, args.sweep, args.tracking_uri, args.partial, args.all_runs)
     comparison = bootstrap_table(sweep, args.metric, n_boot=args.n_boot, seed=args.seed)
     from imblab.report.files import default_output, log_report, write_report  # matplotlib: only now
 

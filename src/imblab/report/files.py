@@ -14,7 +14,15 @@ from mlflow.tracking import MlflowClient
 
 from imblab.report.comparison import Comparison, Sweep
 from imblab.report.figures import figures
-from imblab.report.render import FILES, display_table, markdown_table, summary_lines, text_table
+from imblab.report.render import (
+    FILES,
+    TITLE_MARK,
+    csv_table,
+    display_table,
+    markdown_table,
+    summary_lines,
+    text_table,
+)
 from imblab.tracking.layout import REPORT_DIR
 
 _CAPTIONS = {
@@ -44,7 +52,7 @@ def _png(fig: Figure) -> bytes:
 
 def html_report(comparison: Comparison, pngs: dict[str, bytes]) -> str:
     """One HTML page with inline CSS and the plots as base64 PNG: no external resources."""
-    title = f"imblab comparison: {comparison.sweep.name}"
+    title = f"imblab comparison: {comparison.sweep.name}{TITLE_MARK.get(comparison.sweep.state, '')}"
     table = display_table(comparison).to_html(index=False, border=0, escape=True)
     notes = "".join(f"<li>{html.escape(line)}</li>" for line in summary_lines(comparison))
     plots = "".join(
@@ -69,7 +77,7 @@ def write_report(comparison: Comparison, out_dir: str | Path) -> dict[str, Path]
     paths = {fmt: out / name for fmt, name in FILES.items()}
     paths["table"].write_text(text_table(comparison))
     paths["markdown"].write_text(markdown_table(comparison))
-    comparison.table.to_csv(paths["csv"], index=False)
+    csv_table(comparison).to_csv(paths["csv"], index=False)
     paths["html"].write_text(html_report(comparison, pngs))
     return paths
 

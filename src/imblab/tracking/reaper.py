@@ -96,14 +96,16 @@ def verdict(run: Run, me: ProcessId, now: float) -> str | None:
     return None
 
 
-def children(client: MlflowClient, run_id: str) -> list[Run]:
-    """Every child run of ``run_id``, in any experiment (a sweep may vary ``tracking.experiment``)."""
+def child_runs(client: MlflowClient, run_id: str) -> list[Run]:
+    """Every child run of ``run_id``, oldest first, in any experiment (a sweep may vary
+    ``tracking.experiment``)."""
     experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
     return client.search_runs(
         experiments,
         f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{run_id}'",
         run_view_type=ViewType.ALL,
         max_results=SEARCH_LIMIT,
+        order_by=["attributes.start_time ASC"],
     )
 
 
@@ -169,7 +171,7 @@ def reap(
     for run_id in order:
         run, reason = running[run_id], dead[run_id]
         if run.data.tags.get(TAG_ROLE) == ROLE_SWEEP:
-            client.set_tag(run_id, TAG_N_CHILDREN, str(len(children(client, run_id))))
+            client.set_tag(run_id, TAG_N_CHILDREN, str(len(child_runs(client, run_id))))
         # It died after its last beat: end it there (never before its start), or now if it never beat.
         end = max(int(last_seen(run) * 1000), run.info.start_time) if has_location(run) else None
         mark_killed(client, run_id, reason, end_time=end)
