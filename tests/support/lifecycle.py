@@ -17,6 +17,7 @@ from pathlib import Path
 from mlflow.entities import Run, ViewType
 from mlflow.tracking import MlflowClient
 
+from imblab.tracking.store import prepare_store
 from tests.support.cli import imblab
 from tests.support.processes import kill_all, orphans_of, spawn, stop_group
 
@@ -50,8 +51,14 @@ class Command:
 
 
 def start(args: list[str], workdir: Path, uri: str, env: dict[str, str] | None = None) -> Command:
-    """``imblab <args>`` in its own process group, output to files in ``workdir``."""
+    """``imblab <args>`` in its own process group, output to files in ``workdir``.
+
+    The store is created first, under imblab's own lock: polling a store that the command is still
+    creating would run MLflow's migrations twice at once (the command holds the lock, this poller would
+    not), and the command's first write would fail.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
+    prepare_store(uri)
     out, err = workdir / "stdout.txt", workdir / "stderr.txt"
     with out.open("wb") as fo, err.open("wb") as fe:
         proc = spawn(
