@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from imblab.errors import ImblabError, Interrupted
 from imblab.process import mark_workers, start_watchdog, stop_watchdog, unmark_workers
+from imblab.secrets import install, mask
 
 # subcommand -> (module under imblab.app, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -42,6 +43,9 @@ def _usage() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before anything logs or prints: passwords in URLs, secret keys and secret environment values are
+    # masked in every log record and everything written to stdout/stderr (imblab.secrets).
+    install()
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
         print(_usage())
@@ -77,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status
     except ImblabError as exc:
         clean = True
-        print(f"imblab: error: {exc}", file=sys.stderr)
+        print(f"imblab: error: {mask(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:  # Interrupted, or a KeyboardInterrupt raised before the handler ran
         stopped = exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)

@@ -14,6 +14,7 @@ from mlflow.utils.git_utils import get_git_commit
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
 
 import imblab
+from imblab.secrets import mask, mask_config, mask_tags
 from imblab.tracking.layout import TAG_ERROR, TAG_ERROR_TYPE, TAG_KILLED
 from imblab.tracking.lifecycle import live, location_tags
 
@@ -22,7 +23,7 @@ TAG_LIMIT = 5000
 
 
 def flatten(config: dict[str, Any]) -> dict[str, str]:
-    """Nested plain config as ``{"model.estimator.n_estimators": "600", ...}`` (MLflow params)."""
+    """Nested plain config as ``{"model.estimator.n_estimators": "600", ...}`` (MLflow params), masked."""
     flat: dict[str, str] = {}
 
     def walk(prefix: str, node: Any) -> None:
@@ -33,12 +34,13 @@ def flatten(config: dict[str, Any]) -> dict[str, str]:
             text = json.dumps(node) if isinstance(node, list | dict) else str(node)
             flat[prefix] = text[:PARAM_LIMIT]
 
-    walk("", config)
+    walk("", mask_config(config))
     return flat
 
 
 def command_line() -> str:
-    return " ".join(["imblab", *sys.argv[1:]]) if sys.argv else "imblab"
+    """The command as typed, passwords masked (tag ``imblab.command``)."""
+    return mask(" ".join(["imblab", *sys.argv[1:]])) if sys.argv else "imblab"
 
 
 def git_tags() -> dict[str, str]:
@@ -63,8 +65,8 @@ def tracked_run(
     """
     run = mlflow.start_run(
         experiment_id=experiment_id,
-        run_name=run_name,
-        tags={**git_tags(), **location_tags(), **tags},
+        run_name=mask(run_name),
+        tags=mask_tags({**git_tags(), **location_tags(), **tags}),
         parent_run_id=parent_run_id,
     )
     with live(run.info.run_id, mlflow.get_tracking_uri()):
@@ -72,7 +74,7 @@ def tracked_run(
             yield run
         except BaseException as exc:
             interrupted = isinstance(exc, KeyboardInterrupt)
-            message = str(exc)[:TAG_LIMIT] or type(exc).__name__
+            message = mask(str(exc))[:TAG_LIMIT] or type(exc).__name__
             with contextlib.suppress(Exception):
                 mlflow.set_tags(
                     {TAG_ERROR: message, TAG_ERROR_TYPE: type(exc).__name__}

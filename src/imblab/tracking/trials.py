@@ -24,6 +24,7 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
+from imblab.secrets import mask, mask_tags
 from imblab.tracking.artifacts import log_figures
 from imblab.tracking.layout import (
     ROLE_TRIAL,
@@ -100,7 +101,7 @@ class TrialLogger:
         run = self.client.create_run(
             self.experiment_id,
             start_time=start,
-            tags={**tags, **location_tags()},
+            tags=mask_tags({**tags, **location_tags()}),
             run_name=f"trial-{trial.number}",
         )
         with client_run(self.client, run.info.run_id):  # never left RUNNING, even by a signal
@@ -151,12 +152,14 @@ class StudyRecord:
 def log_study(study: optuna.Study, record: StudyRecord) -> None:
     """Best parameters, counts, plots and the trial table on the active MLflow run."""
     mlflow.set_tags(
-        {
-            TAG_STUDY: record.name,
-            TAG_STORAGE: record.storage,
-            TAG_STUDY_DIRECTION: record.direction,
-            TAG_STUDY_METRIC: record.metric,
-        }
+        mask_tags(
+            {
+                TAG_STUDY: record.name,
+                TAG_STORAGE: record.storage,
+                TAG_STUDY_DIRECTION: record.direction,
+                TAG_STUDY_METRIC: record.metric,
+            }
+        )
     )
     metrics = {
         "tuning_seconds": record.seconds,
@@ -180,15 +183,15 @@ def log_study(study: optuna.Study, record: StudyRecord) -> None:
             best_trial=record.best_trial, best_value=record.best_value, best_params=record.best_params
         )
     mlflow.log_metrics(metrics)
-    mlflow.log_text(
-        json.dumps({**summary, "setup": record.setup}, indent=2, default=str), f"{TUNING_DIR}/study.json"
-    )
+    study_json = json.dumps({**summary, "setup": record.setup}, indent=2, default=str)
+    mlflow.log_text(mask(study_json), f"{TUNING_DIR}/study.json")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         frame = study.trials_dataframe(
             attrs=("number", "state", "value", "datetime_start", "duration", "params", "user_attrs")
         )
-        mlflow.log_text(frame.to_csv(index=False), f"{TUNING_DIR}/trials.csv")
+        # user_attrs carry failed trials' error messages
+        mlflow.log_text(mask(frame.to_csv(index=False)), f"{TUNING_DIR}/trials.csv")
         log_figures(_study_figures(study), TUNING_DIR)
 
 
