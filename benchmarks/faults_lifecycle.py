@@ -11,17 +11,16 @@ SQLite store, waits until its runs are RUNNING, sends a signal to the main proce
 Drills: a run with ``cv.n_jobs=2`` (loky workers), a tuning run (parent + trial runs), a sweep on
 Hydra's joblib launcher (2 jobs in parallel, each with loky workers of its own).
 
-    .venv/bin/python benchmarks/faults_lifecycle.py [--only run,tuning,sweep] [--workdir DIR]
+    .venv/bin/python benchmarks/faults_lifecycle.py [--keep]   # = benchmarks/faults.py --only lifecycle
 
-``drill(workdir)`` returns ``[(name, figure, target), ...]`` for a script that gathers every drill.
+``drill(workdir)`` returns ``[(name, figure, target), ...]`` for ``benchmarks/faults.py``, which gathers
+every drill; ``drill(workdir, ["run"])`` runs the drills of some kinds only.
 """
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -95,19 +94,13 @@ def drill(workdir: Path, kinds: list[str] | None = None) -> list[Figure]:
     return figures
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", default=None, help=f"comma-separated kinds of {sorted(KINDS)}")
-    p.add_argument("--workdir", type=Path, default=None, help="keep the stores and outputs here")
-    args = p.parse_args()
-    kinds = args.only.split(",") if args.only else None
-    with tempfile.TemporaryDirectory(prefix="imblab-faults-") as tmp:
-        figures = drill(args.workdir or Path(tmp), kinds)
-    width = max(len(name) for name, _, _ in figures)
-    print(f"{'drill'.ljust(width)}  {'figure':>8}  target")
-    for name, value, target in figures:
-        print(f"{name.ljust(width)}  {value:>8g}  {target}")
+def main() -> int:
+    """Run alone: the gatherer's table for this part, i.e. ``benchmarks/faults.py --only lifecycle``."""
+    from faults import main as gather  # benchmarks/faults.py, beside this script
+
+    sys.argv = [sys.argv[0], "--only", "lifecycle", *sys.argv[1:]]
+    return gather()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
