@@ -29,7 +29,7 @@ from mlflow.entities import Run
 
 # The drills' process and store helpers are shared with the tests (tests/support).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support.lifecycle import LONG_RUN, LONG_TUNING, kill, start, wait_until, with_role
+from tests.support.lifecycle import LONG_RUN, LONG_TUNING, all_runs, kill, start, wait_until, with_role
 from tests.support.processes import orphans_of
 
 Figure = tuple[str, float, str]
@@ -77,6 +77,11 @@ def one(workdir: Path, kind: str, sig: str) -> list[Figure]:
         figures.append((f"runs RUNNING right after {what} exited", after.running_before, "0"))
     if sig == "SIGINT":
         figures.append((f"traceback lines after {what}", cmd.output().count("Traceback"), "0"))
+    if kind == "joblib sweep":
+        parents = with_role(all_runs(uri), "sweep")
+        closed = len(parents) == 1 and parents[0].info.status == "KILLED"
+        counted = closed and parents[0].data.tags.get("imblab.n_children") == "2"
+        figures.append((f"sweep parent KILLED with its 2 jobs counted after {what}", int(counted), "1"))
     return figures
 
 
