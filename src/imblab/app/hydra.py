@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,21 +46,26 @@ def exit_on_error(task: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 def run_hydra(
     task: Callable[[Any], Any],
-    prog: str,
     argv: list[str],
     config_name: str = "train",
     config_dir: Path | None = None,
+    overrides: Sequence[str] = (),
 ) -> None:
     """Run ``task`` as a Hydra app with ``argv`` as its command line (Hydra parses ``sys.argv``); a sweep's
-    parent run is closed whatever happens.
+    parent run is closed whatever happens, and its summary printed.
 
     ``config_dir`` defaults to :func:`conf_dir` (``imblab train``'s root); ``imblab panel`` passes its own.
+    ``overrides`` are added to every command line, the one Hydra's shell completion queries included.
+    The program name is ``imblab`` for every subcommand: Hydra's completion script registers itself for
+    that name and calls it back (``imblab -sc query=bash``, routed by ``imblab.app.main``).
     """
     import hydra
 
-    from imblab.tracking.sweeps import close_sweep
-
-    sys.argv = [prog, *argv]
+    sys.argv = ["imblab", *argv, *overrides]
+    if overrides and "COMP_LINE" in os.environ and {"-sc", "--shell-completion"} & set(argv):
+        # A completion query reads the line being typed, not argv: the overrides go into that line.
+        program, _, rest = os.environ["COMP_LINE"].lstrip().partition(" ")
+        os.environ["COMP_LINE"] = " ".join([program, *overrides, rest])
     root = str(config_dir or conf_dir())
     app = hydra.main(config_path=root, config_name=config_name, version_base="1.3")(exit_on_error(task))
     failed = True
@@ -68,5 +74,10 @@ def run_hydra(
         failed = False
     finally:
         # A sweep whose job raised never reaches Hydra's on_multirun_end: close its parent here
-        # (a no-op when no sweep is open, e.g. a single run or a tune-worker).
-        close_sweep(failed=failed)
+        # (a no-op when no sweep is open, e.g. a single run or a tune-worker). A sweep is only ever
+        # opened through imblab.tracking.sweeps: when nothing imported it, nothing is open, and
+        # --help, --info and completion queries (one per <TAB>) do not pay for importing MLflow.
+        if "imblab.tracking.sweeps" in sys.modules:
+            from imblab.tracking.sweeps import close_sweep
+
+            close_sweep(failed=failed)

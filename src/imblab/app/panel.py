@@ -34,5 +34,5 @@ def _task(cfg: Any) -> float:
 
 
 def main(argv: Sequence[str]) -> int:
-    run_hydra(_task, "imblab panel", [*argv, search_path_override()], CONFIG_NAME, panel_conf_dir())
+    run_hydra(_task, list(argv), CONFIG_NAME, panel_conf_dir(), [search_path_override()])
     return 0

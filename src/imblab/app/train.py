@@ -18,5 +18,5 @@ def _task(cfg: Any) -> float:
 
 
 def main(argv: Sequence[str]) -> int:
-    run_hydra(_task, "imblab", list(argv))
+    run_hydra(_task, list(argv))
     return 0

@@ -11,7 +11,8 @@ TAG_ROLE = "imblab.role"  # what a run is: one of the ROLE_* values
 TAG_SWEEP = "imblab.sweep_id"  # the parent run id of the sweep a job belongs to
 TAG_ERROR = "imblab.error"
 TAG_ERROR_TYPE = "imblab.error_type"
-TAG_COMMAND = "imblab.command"
+TAG_COMMAND = "imblab.command"  # the command as typed (shlex-quoted, rerunnable)
+COMMAND_ENV = "IMBLAB_COMMAND"  # where imblab.app.main leaves that command for the runs (and sweep workers)
 TAG_VERSION = "imblab.version"
 TAG_N_CHILDREN = "imblab.n_children"  # a sweep parent: its job runs, counted when it ends
 TAG_N_JOBS = "imblab.n_jobs"  # a sweep parent: the jobs it launches, recorded when it starts
@@ -26,7 +27,7 @@ TAG_STORAGE = "optuna.storage"  # the study's storage URL, password masked
 TAG_STUDY_METRIC = "optuna.metric"
 TAG_STUDY_DIRECTION = "optuna.direction"
 TAG_TRIAL_NUMBER = "optuna.trial_number"
-TAG_TRIAL_STATE = "optuna.trial_state"  # COMPLETE | PRUNED | FAIL
+TAG_TRIAL_STATE = "optuna.state"  # COMPLETE | PRUNED | FAIL (a PRUNED trial's run is FINISHED)
 TAG_STUDY_RUN = "imblab.study_run_id"  # a tune-worker run -> the latest training run of its study
 
 # Roles (values of TAG_ROLE)

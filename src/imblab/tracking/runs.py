@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,7 @@ from mlflow.utils.git_utils import get_git_commit
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
 
 import imblab
-from imblab.tracking.layout import TAG_ERROR, TAG_ERROR_TYPE
+from imblab.tracking.layout import COMMAND_ENV, TAG_ERROR, TAG_ERROR_TYPE
 
 PARAM_LIMIT = 6000  # MLflow's param value limit
 TAG_LIMIT = 5000
@@ -37,7 +39,16 @@ def flatten(config: dict[str, Any]) -> dict[str, str]:
 
 
 def command_line() -> str:
-    return " ".join(["imblab", *sys.argv[1:]]) if sys.argv else "imblab"
+    """The command that made the run, shell-quoted so it can be pasted back (``imblab train 'x=a b' -m``).
+
+    ``imblab.app.main`` records it as typed, subcommand included, in ``$IMBLAB_COMMAND`` (so a sweep's
+    worker processes see it too); Hydra rewrites ``sys.argv``, which would drop the subcommand. Outside
+    the command (the Python API) it is this process's arguments.
+    """
+    typed = os.environ.get(COMMAND_ENV)
+    if typed:
+        return typed
+    return shlex.join(["imblab", *sys.argv[1:]])
 
 
 def git_tags() -> dict[str, str]:
