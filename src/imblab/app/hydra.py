@@ -28,6 +28,37 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+
+
+def progress_display() -> bool | None:
+    """``live`` for a run's progress (:class:`imblab.console.progress.RunProgress`): on a terminal (None),
+    except in a sweep whose launcher may run jobs side by side (joblib...): their lines would collide."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not in_multirun():
+        return None
+    launcher = HydraConfig.get().launcher.get("_target_", BASIC_LAUNCHER)
+    return None if launcher == BASIC_LAUNCHER else False
+
+
+def report_run(uri: str, run_id: str, model_uri: str | None) -> None:
+    """A finished run's closing summary on stdout: one line per job in a sweep, else the full summary."""
+    from imblab.console.summary import describe_run
+
+    print(describe_run(uri, run_id, model_uri, in_sweep=in_multirun()), flush=True)
+
+
+def close_and_report_sweep(failed: bool) -> None:
+    """Close the open sweep's parent run, if any, and print the sweep's summary."""
+    from imblab.console.summary import describe_sweep
+    from imblab.tracking.sweeps import close_sweep
+
+    closed = close_sweep(failed=failed)
+    if closed is not None:
+        print(describe_sweep(*closed), flush=True)
+
+
 def exit_on_error(task: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """In a single run, an ``ImblabError`` prints ``imblab: error: ...`` and exits 2 (no traceback)."""
 
@@ -52,7 +83,7 @@ def run_hydra(
     overrides: Sequence[str] = (),
 ) -> None:
     """Run ``task`` as a Hydra app with ``argv`` as its command line (Hydra parses ``sys.argv``); a sweep's
-    parent run is closed whatever happens, and its summary printed.
+    parent run is closed whatever happens, and the sweep's summary printed.
 
     ``config_dir`` defaults to :func:`conf_dir` (``imblab train``'s root); ``imblab panel`` passes its own.
     ``overrides`` are added to every command line, the one Hydra's shell completion queries included.
@@ -78,6 +109,4 @@ def run_hydra(
         # opened through imblab.tracking.sweeps: when nothing imported it, nothing is open, and
         # --help, --info and completion queries (one per <TAB>) do not pay for importing MLflow.
         if "imblab.tracking.sweeps" in sys.modules:
-            from imblab.tracking.sweeps import close_sweep
-
-            close_sweep(failed=failed)
+            close_and_report_sweep(failed)

@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 from imblab.errors import ImblabError
 from imblab.frozen import FrozenModel
 from imblab.registry.gate import CHAMPION
+from imblab.tracking.artifacts import quiet_downloads
 from imblab.tracking.layout import TAG_SOURCE_RUN
 
 
@@ -41,7 +42,8 @@ def parse_registered_uri(client: MlflowClient, model_uri: str) -> ModelVersion:
 def load_frozen(model_uri: str, dst: str | None = None) -> tuple[Any, FrozenModel]:
     """The pyfunc model and the ``FrozenModel`` inside it."""
     try:
-        pyfunc = mlflow.pyfunc.load_model(model_uri, dst_path=dst)
+        with quiet_downloads():  # promote / set-threshold: no per-file download bars
+            pyfunc = mlflow.pyfunc.load_model(model_uri, dst_path=dst)
     except MlflowException as exc:
         raise ImblabError(f"cannot load model {model_uri}: {exc.message}") from None
     frozen = pyfunc.unwrap_python_model()

@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from imblab.tracking.layout import ROLE_SWEEP, TAG_COMMAND, TAG_N_CHILDREN, TAG_N_JOBS, TAG_ROLE
 from imblab.tracking.runs import TAG_LIMIT, command_line, git_tags
-from imblab.tracking.store import ensure_experiment, use_tracking
+from imblab.tracking.store import ensure_experiment, resolve_tracking_uri, use_tracking
 
 PARENT_ENV = "IMBLAB_PARENT_RUN_ID"
 PARENT_URI_ENV = "IMBLAB_PARENT_TRACKING_URI"
@@ -56,22 +56,26 @@ def sweep_children(client: MlflowClient, run_id: str) -> list[Run]:
     )
 
 
-def close_sweep(failed: bool) -> None:
-    """Terminate the open sweep parent (if any): FAILED if a child or the sweep itself failed."""
+def close_sweep(failed: bool) -> tuple[str, str] | None:
+    """Terminate the open sweep parent (if any): FAILED if a child or the sweep itself failed.
+
+    Returns ``(tracking URI, parent run id)`` of the sweep it closed (for its summary), else None.
+    """
     run_id = os.environ.pop(PARENT_ENV, None)
-    uri = os.environ.pop(PARENT_URI_ENV, None)
+    uri = os.environ.pop(PARENT_URI_ENV, None) or resolve_tracking_uri(None)
     if not run_id:
-        return
+        return None
     client = MlflowClient(uri)
     run = client.get_run(run_id)
     if run.info.status != "RUNNING":
-        return
+        return None
     statuses = [c.info.status for c in sweep_children(client, run_id)]
     n_jobs = run.data.tags.get(TAG_N_JOBS, "")
     missing = n_jobs.isdigit() and len(statuses) < int(n_jobs)  # a job ended before its run began
     bad = failed or missing or any(s in UNFINISHED for s in statuses)
     client.set_tag(run_id, TAG_N_CHILDREN, str(len(statuses)))
     client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED if bad else RunStatus.FINISHED))
+    return uri, run_id
 
 
 def parent_run_id(in_multirun: bool) -> str | None:
