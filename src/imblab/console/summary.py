@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from imblab.registry.gate import rank
 from imblab.tracking.layout import TAG_CACHE_HIT, TAG_FIT_KEY, TAG_WORKLOAD, WORKLOAD_PANEL
-from imblab.tracking.store import resolve_tracking_uri
+from imblab.tracking.store import default_tracking_uri
 from imblab.tracking.sweeps import SweepProgress, sweep_progress
 
 
@@ -109,9 +109,11 @@ def ui_command(uri: str) -> str:
 def next_commands(uri: str, experiment: str, workload: Workload, sweep: str | None = None) -> list[str]:
     """What to run next: compare a sweep's variants (a single binary run: list the runs), and the UI.
 
-    ``--tracking-uri`` is spelled out only when the store is not the one the command finds by default.
+    ``--tracking-uri`` is left out only for the embedded store of the working directory (``./mlruns``):
+    the one the commands find without it (unless ``$MLFLOW_TRACKING_URI`` says otherwise, which MLflow
+    itself sets in this process, so it cannot tell what the user's shell has).
     """
-    where = [] if uri == resolve_tracking_uri(None) else ["--tracking-uri", uri]
+    where = [] if uri == default_tracking_uri() else ["--tracking-uri", uri]
     commands = []
     if sweep is not None:
         commands.append(["imblab", "compare", "--experiment", experiment, "--sweep", sweep, *where])
