@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from imblab.errors import ImblabError
+from imblab.secrets import mask
 
 
 def conf_dir() -> Path:
@@ -67,7 +68,7 @@ def exit_on_error(task: Callable[[Any], Any]) -> Callable[[Any], Any]:
             return task(cfg)
         except ImblabError as exc:
             if not in_multirun():
-                print(f"imblab: error: {exc}", file=sys.stderr)
+                print(f"imblab: error: {mask(str(exc))}", file=sys.stderr)
                 raise SystemExit(2) from exc
             raise
 

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from imblab.errors import ImblabError
+from imblab.secrets import install, mask
 from imblab.tracking.layout import COMMAND_ENV
 
 # subcommand -> (module under imblab.app, one-line help)
@@ -75,6 +76,9 @@ def route_completion(args: list[str]) -> tuple[str, list[str]] | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before anything logs or prints: passwords in URLs, secret keys and secret environment values are
+    # masked in every log record and everything written to stdout/stderr (imblab.secrets).
+    install()
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
         print(_usage())
@@ -109,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(entry(rest) or 0)
     except ImblabError as exc:
-        print(f"imblab: error: {exc}", file=sys.stderr)
+        print(f"imblab: error: {mask(str(exc))}", file=sys.stderr)
         return 2
     finally:
         if previous is None:

@@ -30,9 +30,8 @@ from imblab.panel.examples import Examples, Standardizer, build_examples, person
 from imblab.panel.frozen import PanelFrozenModel, panel_input_example, panel_signature
 from imblab.panel.metrics import class_metrics, slug, wage_metrics
 from imblab.report.panel_figures import class_confusion_figure, history_figure, wage_figure
-from imblab.tracking.artifacts import log_figures, log_parquet
+from imblab.tracking.artifacts import log_config, log_figures, log_parquet
 from imblab.tracking.layout import (
-    CONFIG_YAML,
     DECISION_JSON,
     METRICS_JSON,
     PANEL_TEST_PREDICTIONS,
@@ -234,7 +233,7 @@ def _log_artifacts(
     for c, p in zip(panel.class_names, pred.probabilities().T, strict=True):
         frame[f"prob_{slug(c)}"] = p
     log_parquet(frame, PANEL_TEST_PREDICTIONS)
-    mlflow.log_dict(experiment.config, CONFIG_YAML)
+    log_config(experiment.config)
     mlflow.log_dict({"val": val_m, "test": test_m}, METRICS_JSON)
     mlflow.log_dict(
         {

@@ -23,11 +23,13 @@ from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 from mlflow.exceptions import MlflowException
 
 from imblab.errors import ImblabError
+from imblab.secrets import mask_config
 from imblab.tracking.layout import (
     CONFIG_YAML,
     CV_FOLDS_CSV,
     METRICS_JSON,
     OOF_SCORES,
+    PANEL_TEST_PREDICTIONS,
     PLOTS_DIR,
     TEST_SCORES,
     THRESHOLD_JSON,
@@ -80,10 +82,15 @@ def log_run_artifacts(
     log_parquet(oof, OOF_SCORES)
     log_parquet(test, TEST_SCORES)
     mlflow.log_text(folds.to_csv(index=False), CV_FOLDS_CSV)
-    mlflow.log_dict(config, CONFIG_YAML)
+    log_config(config)
     mlflow.log_dict(metrics, METRICS_JSON)
     log_threshold(threshold)
     log_figures(figures, PLOTS_DIR)
+
+
+def log_config(config: dict[str, Any]) -> None:
+    """``config.yaml`` on the active run: the resolved config with its secrets masked (the one writer)."""
+    mlflow.log_dict(mask_config(config), CONFIG_YAML)
 
 
 def log_threshold(record: dict[str, Any]) -> None:
@@ -115,7 +122,8 @@ def quiet_downloads() -> Iterator[None]:
 def _missing(run: Run, what: str, exc: Exception) -> ImblabError:
     return ImblabError(
         f"run {run.info.run_id} ({run.info.run_name}) has no {what} artifact ({exc}); it was not logged "
-        "by `imblab train` (another tool or an older imblab): retrain it with imblab or leave it out"
+        "by `imblab train` or `imblab panel` (another tool or an older imblab): retrain it with imblab or "
+        "leave it out"
     )
 
 
@@ -153,3 +161,13 @@ def read_scores(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
         except (MlflowException, OSError, ValueError) as exc:
             raise _missing(run, f"{OOF_SCORES} / {TEST_SCORES}", exc) from None
     return oof, test
+
+
+def read_panel_predictions(run: Run) -> pd.DataFrame:
+    """A panel run's test predictions: person, time, y_wage, y_class, wage, class, prob_<class>."""
+    uri = f"{run.info.artifact_uri.rstrip('/')}/{PANEL_TEST_PREDICTIONS}"
+    with tempfile.TemporaryDirectory(prefix="imblab-scores-") as tmp, quiet_downloads():
+        try:
+            return pd.read_parquet(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        except (MlflowException, OSError, ValueError) as exc:
+            raise _missing(run, PANEL_TEST_PREDICTIONS, exc) from None

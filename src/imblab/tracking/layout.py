@@ -53,5 +53,6 @@ TUNING_DIR = "tuning"  # study summary, trials table and plots on a tuned run
 # The panel workload (imblab panel): its runs carry TAG_WORKLOAD = WORKLOAD_PANEL and role ROLE_RUN
 TAG_WORKLOAD = "imblab.workload"
 WORKLOAD_PANEL = "panel"
+WORKLOAD_BINARY = "binary"  # what a run without TAG_WORKLOAD is (imblab train)
 DECISION_JSON = "decision.json"  # the decision policy, its offsets and what they were chosen on
 PANEL_TEST_PREDICTIONS = f"{SCORES_DIR}/test_predictions.parquet"  # person, time, y, predictions

@@ -16,6 +16,7 @@ from mlflow.utils.git_utils import get_git_commit
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
 
 import imblab
+from imblab.secrets import mask, mask_config, mask_tags
 from imblab.tracking.layout import COMMAND_ENV, TAG_ERROR, TAG_ERROR_TYPE
 
 PARAM_LIMIT = 6000  # MLflow's param value limit
@@ -23,7 +24,7 @@ TAG_LIMIT = 5000
 
 
 def flatten(config: dict[str, Any]) -> dict[str, str]:
-    """Nested plain config as ``{"model.estimator.n_estimators": "600", ...}`` (MLflow params)."""
+    """Nested plain config as ``{"model.estimator.n_estimators": "600", ...}`` (MLflow params), masked."""
     flat: dict[str, str] = {}
 
     def walk(prefix: str, node: Any) -> None:
@@ -34,21 +35,20 @@ def flatten(config: dict[str, Any]) -> dict[str, str]:
             text = json.dumps(node) if isinstance(node, list | dict) else str(node)
             flat[prefix] = text[:PARAM_LIMIT]
 
-    walk("", config)
+    walk("", mask_config(config))
     return flat
 
 
 def command_line() -> str:
-    """The command that made the run, shell-quoted so it can be pasted back (``imblab train 'x=a b' -m``).
+    """The command that made the run, shell-quoted so it can be pasted back (``imblab train 'x=a b' -m``),
+    passwords masked (tag ``imblab.command``).
 
     ``imblab.app.main`` records it as typed, subcommand included, in ``$IMBLAB_COMMAND`` (so a sweep's
     worker processes see it too); Hydra rewrites ``sys.argv``, which would drop the subcommand. Outside
     the command (the Python API) it is this process's arguments.
     """
-    typed = os.environ.get(COMMAND_ENV)
-    if typed:
-        return typed
-    return shlex.join(["imblab", *sys.argv[1:]])
+    typed = os.environ.get(COMMAND_ENV) or shlex.join(["imblab", *sys.argv[1:]])
+    return mask(typed)
 
 
 def git_tags() -> dict[str, str]:
@@ -71,8 +71,8 @@ def tracked_run(
     """
     run = mlflow.start_run(
         experiment_id=experiment_id,
-        run_name=run_name,
-        tags={**git_tags(), **tags},
+        run_name=mask(run_name),
+        tags=mask_tags({**git_tags(), **tags}),
         parent_run_id=parent_run_id,
     )
     try:
@@ -81,7 +81,10 @@ def tracked_run(
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
         with contextlib.suppress(Exception):
             mlflow.set_tags(
-                {TAG_ERROR: str(exc)[:TAG_LIMIT] or type(exc).__name__, TAG_ERROR_TYPE: type(exc).__name__}
+                {
+                    TAG_ERROR: mask(str(exc))[:TAG_LIMIT] or type(exc).__name__,
+                    TAG_ERROR_TYPE: type(exc).__name__,
+                }
             )
         mlflow.end_run(status)
         raise

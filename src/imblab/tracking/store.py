@@ -21,10 +21,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from sqlalchemy.engine import make_url
 
 from imblab.errors import ImblabError
+from imblab.secrets import mask
 
 LOCK_TIMEOUT_ENV = "IMBLAB_STORE_LOCK_TIMEOUT"
 DEFAULT_LOCK_TIMEOUT = 120.0  # seconds; creating and migrating a new store takes a few
@@ -149,6 +151,19 @@ def client_for(uri: str | None) -> MlflowClient:
     return MlflowClient(tracking_uri=use_tracking(uri))
 
 
+def store_error(uri: str, exc: MlflowException) -> ImblabError:
+    """The store at ``uri`` cannot be used (refused login, unreachable server): what to check, masked."""
+    status = exc.get_http_status_code()
+    if status in (401, 403):
+        reason = f"the server refused the credentials (HTTP {status})"
+    else:
+        reason = mask(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    return ImblabError(
+        f"cannot use the MLflow tracking store {mask(uri)}: {reason}. Check tracking.uri and, for a server "
+        "that needs a login, MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
+    )
+
+
 def ensure_experiment(name: str, uri: str) -> str:
     """The id of experiment ``name``, created (with artifacts beside a SQLite store) if absent.
 
@@ -157,7 +172,10 @@ def ensure_experiment(name: str, uri: str) -> str:
     """
     prepare_store(uri)
     client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(name)
+    try:
+        exp = client.get_experiment_by_name(name)
+    except MlflowException as exc:  # the first call to a server: a bad login or address fails here
+        raise store_error(uri, exc) from None
     if exp is None:
         with first_use_lock(uri):
             exp = client.get_experiment_by_name(name)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from mlflow.entities import Run, RunStatus, ViewType
 from mlflow.tracking import MlflowClient
 
+from imblab.secrets import mask
 from imblab.tracking.layout import ROLE_SWEEP, TAG_COMMAND, TAG_N_CHILDREN, TAG_N_JOBS, TAG_ROLE
 from imblab.tracking.runs import TAG_LIMIT, command_line, git_tags
 from imblab.tracking.store import ensure_experiment, resolve_tracking_uri, use_tracking
@@ -30,14 +31,15 @@ UNFINISHED = ("FAILED", "KILLED", "RUNNING", "SCHEDULED")
 def open_sweep(tracking_uri: str | None, experiment: str, run_name: str, n_jobs: int | None = None) -> str:
     """Create the parent run of a sweep and publish its id to the jobs; returns the id.
 
-    ``n_jobs``: how many jobs the sweep launches, when known; recorded as ``imblab.n_jobs``.
+    ``run_name`` (the sweep's overrides) is stored with its passwords masked. ``n_jobs``: how many jobs
+    the sweep launches, when known; recorded as ``imblab.n_jobs``.
     """
     uri = use_tracking(tracking_uri)
     exp_id = ensure_experiment(experiment, uri)
     tags = {TAG_ROLE: ROLE_SWEEP, TAG_COMMAND: command_line()[:TAG_LIMIT], **git_tags()}
     if n_jobs is not None:
         tags[TAG_N_JOBS] = str(n_jobs)
-    run = MlflowClient(uri).create_run(exp_id, run_name=run_name[:250] or "sweep", tags=tags)
+    run = MlflowClient(uri).create_run(exp_id, run_name=mask(run_name)[:250] or "sweep", tags=tags)
     os.environ[PARENT_ENV] = run.info.run_id
     os.environ[PARENT_URI_ENV] = uri
     return run.info.run_id

@@ -24,6 +24,7 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
+from imblab.secrets import mask, mask_tags
 from imblab.tracking.artifacts import log_figures
 from imblab.tracking.layout import (
     ROLE_TRIAL,
@@ -115,7 +116,9 @@ class TrialLogger:
             tags[TAG_ERROR] = trial.error[:TAG_LIMIT]
         scores = [float(s) for s in trial.fold_scores]
         name = trial_run_name(trial.number, trial.state, self.metric, trial.value, len(scores), self.steps)
-        run = self.client.create_run(self.experiment_id, start_time=start, tags=tags, run_name=name)
+        run = self.client.create_run(
+            self.experiment_id, start_time=start, tags=mask_tags(tags), run_name=name
+        )
         per_fold = self.steps == "fold"
         series = f"cv_fold_{self.metric}" if per_fold else f"{self.steps}_{self.metric}"
         metrics = [Metric(series, s, end, k) for k, s in enumerate(scores)]
@@ -157,12 +160,14 @@ class StudyRecord:
 def log_study(study: optuna.Study, record: StudyRecord) -> None:
     """Best parameters, counts, plots and the trial table on the active MLflow run."""
     mlflow.set_tags(
-        {
-            TAG_STUDY: record.name,
-            TAG_STORAGE: record.storage,
-            TAG_STUDY_DIRECTION: record.direction,
-            TAG_STUDY_METRIC: record.metric,
-        }
+        mask_tags(
+            {
+                TAG_STUDY: record.name,
+                TAG_STORAGE: record.storage,
+                TAG_STUDY_DIRECTION: record.direction,
+                TAG_STUDY_METRIC: record.metric,
+            }
+        )
     )
     metrics = {
         "tuning_seconds": record.seconds,
@@ -186,15 +191,15 @@ def log_study(study: optuna.Study, record: StudyRecord) -> None:
             best_trial=record.best_trial, best_value=record.best_value, best_params=record.best_params
         )
     mlflow.log_metrics(metrics)
-    mlflow.log_text(
-        json.dumps({**summary, "setup": record.setup}, indent=2, default=str), f"{TUNING_DIR}/study.json"
-    )
+    study_json = json.dumps({**summary, "setup": record.setup}, indent=2, default=str)
+    mlflow.log_text(mask(study_json), f"{TUNING_DIR}/study.json")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         frame = study.trials_dataframe(
             attrs=("number", "state", "value", "datetime_start", "duration", "params", "user_attrs")
         )
-        mlflow.log_text(frame.to_csv(index=False), f"{TUNING_DIR}/trials.csv")
+        # user_attrs carry failed trials' error messages
+        mlflow.log_text(mask(frame.to_csv(index=False)), f"{TUNING_DIR}/trials.csv")
         log_figures(study_figures(study, record.metric), TUNING_DIR)
 
 

@@ -12,8 +12,11 @@ picks the threshold on their out-of-fold scores and logs the frozen model. ``imb
 A worker takes the same overrides as ``imblab train`` (it loads the same data, split and folds) and
 runs the study's remaining trials; the training run waits for other workers' running trials
 (``tuning.wait_for_workers`` seconds) before it refits the best. Across machines, point everyone at
-one database server, e.g. ``tuning.storage=postgresql://optuna:secret@db-host:5432/optuna`` (the
-driver, ``psycopg2-binary``, must be installed; the data must be readable on every machine).
+one database server, e.g. ``tuning.storage=postgresql://optuna@db-host:5432/optuna`` with the password
+in ``PGPASSWORD`` or ``~/.pgpass`` (libpq reads them; a password in the URL works too and is masked
+wherever imblab writes or prints it, see ``imblab.secrets``). The driver must be installed: psycopg 3
+(``psycopg[binary]``) for ``postgresql://`` under SQLAlchemy 2.1, ``psycopg2-binary`` for
+``postgresql+psycopg2://``; the data must be readable on every machine.
 
 Modules, in the order a study runs
     ``settings``   checks of ``tuning.*`` (metric, direction, counts, early stopping) before any trial
