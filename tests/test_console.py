@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from imblab.app.main import route_completion
@@ -279,3 +280,25 @@ def test_sweep_summary_names_jobs_the_best_by_cv_and_the_next_commands(tracking_
     assert f"FAILED: run {ids['adasyn']}  adasyn · lgbm · fixed" in text
     assert f"imblab compare --experiment s --sweep {parent} --tracking-uri {tracking_uri}" in text
     assert f"mlflow ui --backend-store-uri {tracking_uri}" in text
+
+
+def test_a_panel_sweep_is_summarised_by_its_own_variant_and_validation_metric(tracking_uri: str) -> None:
+    client = MlflowClient(tracking_uri)
+    exp = client.create_experiment("panel")
+    parent = client.create_run(exp, tags={"imblab.role": "sweep"}).info.run_id
+    ids = {}
+    for model, f1 in (("lstm", 0.52), ("gru", 0.48)):
+        tags = {"mlflow.parentRunId": parent, "imblab.workload": "panel", "imblab.role": "run"}
+        tags |= {"model": model, "class_balance": "class_weight", "decision": "argmax"}
+        run = client.create_run(exp, tags=tags)
+        client.log_batch(
+            run.info.run_id,
+            metrics=[Metric("val_class_macro_f1", f1, 0, 3), Metric("test_class_macro_f1", f1 - 0.05, 0, 3)],
+        )
+        client.set_terminated(run.info.run_id)
+        ids[model] = run.info.run_id
+    client.set_terminated(parent)
+    text = describe_sweep(tracking_uri, parent)
+    assert f"best by val_class_macro_f1: run {ids['lstm']}  lstm · class_weight · argmax" in text
+    assert "val_class_macro_f1 0.5200  test_class_macro_f1 0.4700" in text
+    assert f"imblab compare --experiment panel --sweep {parent}" in text
