@@ -110,3 +110,10 @@ def _pair(y: np.ndarray, pred: np.ndarray, what: str) -> tuple[np.ndarray, np.nd
     if not (np.isfinite(y).all() and np.isfinite(pred).all()):
         raise ImblabError(f"{what} metrics got NaN or infinite values; check the model's predictions.")
     return y, pred
+
+
+
+# What wage_metrics / class_metrics return (their display order in reports); the direction of each is
+# RANKING_METRICS'.
+WAGE_METRICS: tuple[str, ...] = ("wage_rmse", "wage_mae", "wage_r2", "wage_rmse_level")
+CLASS_METRICS: tuple[str, ...] = ("class_accuracy", "class_balanced_accuracy", "class_macro_f1")

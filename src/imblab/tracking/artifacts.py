@@ -27,6 +27,7 @@ from imblab.secrets import mask_config
 from imblab.tracking.layout import (
     CONFIG_YAML,
     CV_FOLDS_CSV,
+    DECISION_JSON,
     METRICS_JSON,
     OOF_SCORES,
     PANEL_TEST_PREDICTIONS,
@@ -142,32 +143,44 @@ def read_config(run: Run) -> dict[str, Any]:
 
 def read_threshold(run: Run) -> dict[str, Any]:
     """The run's ``threshold.json`` (policy, threshold, costs, ...)."""
+    return _read_json(run, THRESHOLD_JSON)
+
+
+def _read_json(run: Run, path: str) -> dict[str, Any]:
     with quiet_downloads():
         try:
-            return mlflow.artifacts.load_dict(f"{run.info.artifact_uri.rstrip('/')}/{THRESHOLD_JSON}")
+            return mlflow.artifacts.load_dict(f"{run.info.artifact_uri.rstrip('/')}/{path}")
         except (MlflowException, OSError, ValueError) as exc:
-            raise _missing(run, THRESHOLD_JSON, exc) from None
+            raise _missing(run, path, exc) from None
 
 
 def read_scores(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(out-of-fold, test)`` score frames of a training run, downloaded in one call."""
-    root = run.info.artifact_uri.rstrip("/")
-    folder = Path(OOF_SCORES).parent.as_posix()
-    with tempfile.TemporaryDirectory(prefix="imblab-scores-") as tmp, quiet_downloads():
-        try:
-            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"{root}/{folder}", dst_path=tmp))
-            oof = pd.read_parquet(local / Path(OOF_SCORES).name)
-            test = pd.read_parquet(local / Path(TEST_SCORES).name)
-        except (MlflowException, OSError, ValueError) as exc:
-            raise _missing(run, f"{OOF_SCORES} / {TEST_SCORES}", exc) from None
+    oof, test = _read_parquets(run, OOF_SCORES, TEST_SCORES)
     return oof, test
 
 
 def read_panel_predictions(run: Run) -> pd.DataFrame:
-    """A panel run's test predictions: person, time, y_wage, y_class, wage, class, prob_<class>."""
-    uri = f"{run.info.artifact_uri.rstrip('/')}/{PANEL_TEST_PREDICTIONS}"
+    """A panel run's test predictions (``PANEL_TEST_PREDICTIONS``: person, time, targets, predictions)."""
+    (frame,) = _read_parquets(run, PANEL_TEST_PREDICTIONS)
+    return frame
+
+
+def _read_parquets(run: Run, *paths: str) -> list[pd.DataFrame]:
+    """Parquet artifacts of one folder of ``run``, in one download."""
+    folder = Path(paths[0]).parent.as_posix()
     with tempfile.TemporaryDirectory(prefix="imblab-scores-") as tmp, quiet_downloads():
         try:
-            return pd.read_parquet(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"{run.info.artifact_uri.rstrip('/')}/{folder}", dst_path=tmp
+                )
+            )
+            return [pd.read_parquet(local / Path(p).name) for p in paths]
         except (MlflowException, OSError, ValueError) as exc:
-            raise _missing(run, PANEL_TEST_PREDICTIONS, exc) from None
+            raise _missing(run, " / ".join(paths), exc) from None
+
+
+def read_panel_decision(run: Run) -> dict[str, Any]:
+    """A panel run's ``decision.json``: the policy and its per-class offsets, in class order."""
+    return _read_json(run, DECISION_JSON)
