@@ -283,22 +283,24 @@ def test_sweep_summary_names_jobs_the_best_by_cv_and_the_next_commands(tracking_
 
 
 def test_a_panel_sweep_is_summarised_by_its_own_variant_and_validation_metric(tracking_uri: str) -> None:
+    parts = (("val", 0.0), ("test", 0.05))
     client = MlflowClient(tracking_uri)
     exp = client.create_experiment("panel")
     parent = client.create_run(exp, tags={"imblab.role": "sweep"}).info.run_id
     ids = {}
-    for model, f1 in (("lstm", 0.52), ("gru", 0.48)):
+    for model, score in (("lstm", 0.52), ("gru", 0.48)):
         tags = {"mlflow.parentRunId": parent, "imblab.workload": "panel", "imblab.role": "run"}
         tags |= {"model": model, "class_balance": "class_weight", "decision": "argmax"}
         run = client.create_run(exp, tags=tags)
         client.log_batch(
             run.info.run_id,
-            metrics=[Metric("val_class_macro_f1", f1, 0, 3), Metric("test_class_macro_f1", f1 - 0.05, 0, 3)],
+            metrics=[Metric(f"{part}_class_balanced_accuracy", score - drop, 0, 3) for part, drop in parts],
         )
         client.set_terminated(run.info.run_id)
         ids[model] = run.info.run_id
     client.set_terminated(parent)
     text = describe_sweep(tracking_uri, parent)
-    assert f"best by val_class_macro_f1: run {ids['lstm']}  lstm · class_weight · argmax" in text
-    assert "val_class_macro_f1 0.5200  test_class_macro_f1 0.4700" in text
+    # Ranked as imblab compare and imblab runs select panel runs: on validation balanced accuracy.
+    assert f"best by val_class_balanced_accuracy: run {ids['lstm']}  lstm · class_weight · argmax" in text
+    assert "val_class_balanced_accuracy 0.5200  test_class_balanced_accuracy 0.4700" in text
     assert f"imblab compare --experiment panel --sweep {parent}" in text

@@ -15,6 +15,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from imblab.registry.gate import rank
+from imblab.report.panel_comparison import DEFAULT_METRIC as PANEL_SELECTION_METRIC
 from imblab.tracking.layout import TAG_CACHE_HIT, TAG_FIT_KEY, TAG_WORKLOAD, WORKLOAD_PANEL
 from imblab.tracking.store import default_tracking_uri
 from imblab.tracking.sweeps import SweepProgress, sweep_progress
@@ -44,7 +45,7 @@ PANEL = Workload(
     ("model", "class_balance", "decision"),
     ("val", "test"),
     ("wage_rmse", "class_macro_f1", "class_balanced_accuracy", "class_accuracy"),
-    "val_class_macro_f1",
+    PANEL_SELECTION_METRIC,  # what imblab compare and imblab runs select panel runs on
 )
 
 
@@ -106,25 +107,24 @@ def ui_command(uri: str) -> str:
     return shlex.join(["mlflow", "ui", "--backend-store-uri", uri])
 
 
-def next_commands(uri: str, experiment: str, workload: Workload, sweep: str | None = None) -> list[str]:
-    """What to run next: compare a sweep's variants (a single binary run: list the runs), and the UI.
+def next_commands(uri: str, experiment: str, sweep: str | None = None) -> list[str]:
+    """What to run next: compare a sweep's variants (a single run: list the runs), and the UI.
 
     ``--tracking-uri`` is left out only for the embedded store of the working directory (``./mlruns``):
     the one the commands find without it (unless ``$MLFLOW_TRACKING_URI`` says otherwise, which MLflow
     itself sets in this process, so it cannot tell what the user's shell has).
     """
     where = [] if uri == default_tracking_uri() else ["--tracking-uri", uri]
-    commands = []
     if sweep is not None:
-        commands.append(["imblab", "compare", "--experiment", experiment, "--sweep", sweep, *where])
-    elif workload is BINARY:  # `imblab runs` tabulates binary metrics
-        commands.append(["imblab", "runs", "--experiment", experiment, *where])
-    return [*map(shlex.join, commands), ui_command(uri)]
+        first = ["imblab", "compare", "--experiment", experiment, "--sweep", sweep, *where]
+    else:
+        first = ["imblab", "runs", "--experiment", experiment, *where]
+    return [shlex.join(first), ui_command(uri)]
 
 
 def run_summary(run: Run, uri: str, experiment: str, model_uri: str | None) -> str:
     """The closing summary of a single run."""
-    work, tags = workload_of(run), run.data.tags
+    tags = run.data.tags
     lines = [f"run {run.info.run_id} {run.info.status}: {variant(run)} (experiment {experiment})"]
     if "threshold" in tags:
         policy = tags.get("threshold_policy", "?")
@@ -135,7 +135,7 @@ def run_summary(run: Run, uri: str, experiment: str, model_uri: str | None) -> s
         lines.append(f"  fit     {note}")
     if model_uri:
         lines.append(f"  model   {model_uri}")
-    lines += ["next:", *(f"  {c}" for c in next_commands(uri, experiment, work))]
+    lines += ["next:", *(f"  {c}" for c in next_commands(uri, experiment))]
     return "\n".join(lines)
 
 
@@ -169,7 +169,7 @@ def sweep_summary(progress: SweepProgress, uri: str, experiment: str) -> str:
         lines.append(f"  best by {work.rank_metric}: {result_line(best)}")
     for job in progress.unfinished:
         lines.append(f"  {job.info.status}: run {job.info.run_id}  {variant(job)}")
-    lines += ["next:", *(f"  {c}" for c in next_commands(uri, experiment, work, progress.sweep_id))]
+    lines += ["next:", *(f"  {c}" for c in next_commands(uri, experiment, progress.sweep_id))]
     return "\n".join(lines)
 
 
