@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +17,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
 
 import imblab
 from imblab.secrets import mask, mask_config, mask_tags
-from imblab.tracking.layout import TAG_ERROR, TAG_ERROR_TYPE, TAG_KILLED
+from imblab.tracking.layout import COMMAND_ENV, TAG_ERROR, TAG_ERROR_TYPE, TAG_KILLED
 from imblab.tracking.lifecycle import live, location_tags
 
 PARAM_LIMIT = 6000  # MLflow's param value limit
@@ -39,8 +41,15 @@ def flatten(config: dict[str, Any]) -> dict[str, str]:
 
 
 def command_line() -> str:
-    """The command as typed, passwords masked (tag ``imblab.command``)."""
-    return mask(" ".join(["imblab", *sys.argv[1:]])) if sys.argv else "imblab"
+    """The command that made the run, shell-quoted so it can be pasted back (``imblab train 'x=a b' -m``),
+    passwords masked (tag ``imblab.command``).
+
+    ``imblab.app.main`` records it as typed, subcommand included, in ``$IMBLAB_COMMAND`` (so a sweep's
+    worker processes see it too); Hydra rewrites ``sys.argv``, which would drop the subcommand. Outside
+    the command (the Python API) it is this process's arguments.
+    """
+    typed = os.environ.get(COMMAND_ENV) or shlex.join(["imblab", *sys.argv[1:]])
+    return mask(typed)
 
 
 def git_tags() -> dict[str, str]:

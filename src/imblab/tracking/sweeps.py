@@ -23,7 +23,7 @@ from imblab.tracking.layout import ROLE_SWEEP, TAG_COMMAND, TAG_N_CHILDREN, TAG_
 from imblab.tracking.lifecycle import OPEN_RUNS, location_tags, mark_killed
 from imblab.tracking.reaper import child_runs
 from imblab.tracking.runs import TAG_LIMIT, command_line, git_tags
-from imblab.tracking.store import ensure_experiment, use_tracking
+from imblab.tracking.store import ensure_experiment, resolve_tracking_uri, use_tracking
 
 PARENT_ENV = "IMBLAB_PARENT_RUN_ID"
 PARENT_URI_ENV = "IMBLAB_PARENT_TRACKING_URI"
@@ -53,21 +53,22 @@ def sweep_children(client: MlflowClient, run_id: str) -> list[Run]:
     return child_runs(client, run_id)
 
 
-def close_sweep(failed: bool, killed: str | None = None) -> None:
+def close_sweep(failed: bool, killed: str | None = None) -> tuple[str, str] | None:
     """Terminate the open sweep parent (if any): FAILED if a child or the sweep itself failed.
 
     ``killed`` (the reason, e.g. a signal) ends it KILLED instead, and its still RUNNING children with it:
-    the launcher has already stopped their jobs.
+    the launcher has already stopped their jobs. Returns ``(tracking URI, parent run id)`` of the sweep
+    it closed (for its summary), else None.
     """
     run_id = os.environ.pop(PARENT_ENV, None)
-    uri = os.environ.pop(PARENT_URI_ENV, None)
+    uri = os.environ.pop(PARENT_URI_ENV, None) or resolve_tracking_uri(None)
     if not run_id:
-        return
+        return None
     OPEN_RUNS.remove(run_id)
     client = MlflowClient(uri)
     run = client.get_run(run_id)
     if run.info.status != "RUNNING":
-        return
+        return None
     jobs = sweep_children(client, run_id)
     client.set_tag(run_id, TAG_N_CHILDREN, str(len(jobs)))
     if killed:
@@ -75,11 +76,12 @@ def close_sweep(failed: bool, killed: str | None = None) -> None:
             if job.info.status == "RUNNING":
                 mark_killed(client, job.info.run_id, f"its sweep {run_id} was {killed}")
         mark_killed(client, run_id, killed)
-        return
+        return uri, run_id
     n_jobs = run.data.tags.get(TAG_N_JOBS, "")
     missing = n_jobs.isdigit() and len(jobs) < int(n_jobs)  # a job ended before its run began
     bad = failed or missing or any(j.info.status in UNFINISHED for j in jobs)
     client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED if bad else RunStatus.FINISHED))
+    return uri, run_id
 
 
 def parent_run_id(in_multirun: bool) -> str | None:
