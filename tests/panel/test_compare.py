@@ -311,6 +311,18 @@ def test_bad_input_gives_clear_errors(
     assert err.startswith("imblab: error: ") and message in err, err
 
 
+def test_imblab_runs_lists_panel_runs_by_their_validation_metric(
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["runs", "--experiment", EXPERIMENT, "--tracking-uri", store.uri, "--format", "csv"]
+    assert imblab_main(argv) == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert list(table.columns[:5]) == [
+        "run_name", "model", "class_balance", "decision", "val_class_balanced_accuracy"
+    ]  # fmt: skip
+    assert table["val_class_balanced_accuracy"].is_monotonic_decreasing and len(table) >= 4
+
+
 @pytest.mark.slow
 @needs_nlswork
 def test_nlswork_sweep_compared_over_test_persons(tmp_path: Path, tracking_uri: str) -> None:

@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from imblab.app.failures import close_failures, job_failures, record_failure
 from imblab.app.main import print_error
-from imblab.app.sweep import end_sweep, record_failure
 from imblab.errors import ImblabError
+from imblab.secrets import mask
 
 log = logging.getLogger(__name__)
-
 FULL_ERROR = "HYDRA_FULL_ERROR"
 
 
@@ -35,11 +35,44 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+
+
+def progress_display() -> bool | None:
+    """``live`` for a run's progress (:class:`imblab.console.progress.RunProgress`): on a terminal (None),
+    except in a sweep whose launcher may run jobs side by side (joblib...): their lines would collide."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not in_multirun():
+        return None
+    launcher = HydraConfig.get().launcher.get("_target_", BASIC_LAUNCHER)
+    return None if launcher == BASIC_LAUNCHER else False
+
+
+def report_run(uri: str, run_id: str, model_uri: str | None) -> None:
+    """A finished run's closing summary on stdout: one line per job in a sweep, else the full summary."""
+    from imblab.console.summary import describe_run
+
+    print(describe_run(uri, run_id, model_uri, in_sweep=in_multirun()), flush=True)
+
+
+def close_and_report_sweep(failed: bool, killed: str | None = None, error: str | None = None) -> None:
+    """Close the open sweep's parent run, if any, with its jobs' failures and the sweep's own ``error``
+    (e.g. an override Hydra refused), and print the sweep's summary (not when killed)."""
+    from imblab.console.summary import describe_sweep
+    from imblab.tracking.sweeps import close_sweep
+
+    recorded = [str(f) for f in job_failures()] + ([error] if error else [])
+    closed = close_sweep(failed=failed or bool(recorded), killed=killed, failures=recorded)
+    if closed is not None and killed is None:
+        print(describe_sweep(*closed), flush=True)
+
+
 def exit_on_error(task: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """An ``ImblabError`` never becomes a Hydra traceback.
 
-    In a single run it prints ``imblab: error: ...`` and exits 2. In a sweep job it is recorded for the
-    sweep (``imblab.app.sweep``) and the job returns, so the launcher goes on with the other jobs;
+    In a single run it prints ``imblab: error: ...`` and exits 2. In a sweep job it is recorded
+    (``imblab.app.failures``) and the job returns, so the launcher goes on with the other jobs;
     ``run_hydra`` reports every failed job once they are done.
     """
 
@@ -55,7 +88,7 @@ def exit_on_error(task: Callable[[Any], Any]) -> Callable[[Any], Any]:
             job = HydraConfig.get().job
             if not record_failure(int(job.num), list(HydraConfig.get().overrides.task), str(exc)):
                 raise  # a sweep without imblab's callback: Hydra reports it
-            log.error("job %s failed: %s", job.num, exc)
+            log.error("job %s failed: %s", job.num, mask(str(exc)))
             return None
 
     wrapped.__name__ = task.__name__
@@ -84,7 +117,7 @@ def raised_inside(exc: BaseException, function: Callable[..., Any]) -> bool:
     return False
 
 
-def refuse_null_groups(argv: list[str], roots: list[Path]) -> None:
+def refuse_null_groups(argv: Sequence[str], roots: list[Path]) -> None:
     """``sampler=null`` would be a traceback from inside Hydra: a config group needs one of its options."""
     for arg in argv:
         key, _, value = arg.partition("=")
@@ -98,53 +131,79 @@ def refuse_null_groups(argv: list[str], roots: list[Path]) -> None:
             )
 
 
-def run_hydra(
-    task: Callable[[Any], Any],
-    prog: str,
-    argv: list[str],
-    config_name: str = "train",
-    config_dir: Path | None = None,
-) -> int:
-    """Run ``task`` as a Hydra app with ``argv`` as its command line (Hydra parses ``sys.argv``); returns the
-    exit status: 2 when a sweep job failed (each failure printed as ``imblab: error: job N (...): ...``).
+def hydra_error(exc: Exception, wrapped: Callable[..., Any]) -> str | None:
+    """What to tell the user about an exception Hydra raised around the task; None for one to re-raise.
 
-    A sweep's parent run is closed whatever happens. ``config_dir`` defaults to :func:`conf_dir`
-    (``imblab train``'s root); ``imblab panel`` passes its own.
+    With ``HYDRA_FULL_ERROR`` Hydra raises its config errors (an unknown option, ``foo=bar``) instead of
+    printing them and exiting 1: they become imblab's, ``imblab: error: ...`` and exit 2. An ``OSError``
+    outside the task is Hydra writing its own folders (``outputs/``, ``multirun/``).
     """
-    import hydra
     from hydra.errors import CompactHydraException
 
-    root = config_dir or conf_dir()
-    refuse_null_groups(argv, [root, conf_dir()])
-    sys.argv = [prog, *argv]
-    wrapped = exit_on_error(task)
-    app = hydra.main(config_path=str(root), config_name=config_name, version_base="1.3")(wrapped)
-    failed = True
-    # Hydra prints its own errors (an unknown option, foo=bar) and exits 1; with HYDRA_FULL_ERROR it raises
-    # them instead, and they become imblab's: `imblab: error: ...`, exit 2.
-    full_error = os.environ.get(FULL_ERROR)
-    os.environ[FULL_ERROR] = "1"
-    error = None
-    try:
-        app()
-        failed = False
-    except CompactHydraException as exc:
-        error = hydra_message(exc)
-    except OSError as exc:
-        if raised_inside(exc, wrapped):
-            raise  # not Hydra's own files: a bug, with its traceback
-        error = (
+    if isinstance(exc, CompactHydraException):
+        return hydra_message(exc)
+    if isinstance(exc, OSError) and not raised_inside(exc, wrapped):
+        return (
             f"cannot write {exc.filename} ({exc.strerror}): Hydra keeps each run's config and log under "
             "outputs/ (multirun/ for -m) in the working directory. Run imblab from a writable directory, "
             "or set hydra.run.dir=<a writable folder> (hydra.sweep.dir=... for -m)"
         )
+    return None
+
+
+def run_hydra(
+    task: Callable[[Any], Any],
+    argv: list[str],
+    config_name: str = "train",
+    config_dir: Path | None = None,
+    overrides: Sequence[str] = (),
+) -> int:
+    """Run ``task`` as a Hydra app with ``argv`` as its command line (Hydra parses ``sys.argv``); returns the
+    exit status: 2 when sweep jobs failed, each printed as ``imblab: error: job N (...): ...``. A sweep's
+    parent run is closed whatever happens, and the sweep's summary printed.
+
+    ``config_dir`` defaults to :func:`conf_dir` (``imblab train``'s root); ``imblab panel`` passes its own.
+    ``overrides`` are added to every command line, the one Hydra's shell completion queries included.
+    The program name is ``imblab`` for every subcommand: Hydra's completion script registers itself for
+    that name and calls it back (``imblab -sc query=bash``, routed by ``imblab.app.main``).
+    """
+    import hydra
+
+    root = config_dir or conf_dir()
+    refuse_null_groups(argv, [root, conf_dir()])
+    sys.argv = ["imblab", *argv, *overrides]
+    if overrides and "COMP_LINE" in os.environ and {"-sc", "--shell-completion"} & set(argv):
+        # A completion query reads the line being typed, not argv: the overrides go into that line.
+        program, _, rest = os.environ["COMP_LINE"].lstrip().partition(" ")
+        os.environ["COMP_LINE"] = " ".join([program, *overrides, rest])
+    wrapped = exit_on_error(task)
+    app = hydra.main(config_path=str(root), config_name=config_name, version_base="1.3")(wrapped)
+    failed, killed, error = True, None, None
+    full_error = os.environ.get(FULL_ERROR)
+    os.environ[FULL_ERROR] = "1"  # Hydra raises its errors instead of printing them: see hydra_error
+    try:
+        app()
+        failed = False
+    except KeyboardInterrupt as exc:  # SIGINT / SIGTERM (imblab.app.signals): the sweep ends KILLED
+        killed = str(exc) or "interrupted"
+        raise
+    except Exception as exc:
+        error = hydra_error(exc, wrapped)
+        if error is None:
+            raise  # a bug: with its traceback
     finally:
         if full_error is None:
             os.environ.pop(FULL_ERROR, None)
         else:
             os.environ[FULL_ERROR] = full_error
-        # Also when a job raised something other than an ImblabError, or the sweep never started.
-        failures = end_sweep(failed=failed, error=error)
+        failures = job_failures()
+        # A sweep whose job raised never reaches Hydra's on_multirun_end: close its parent here
+        # (a no-op when no sweep is open, e.g. a single run or a tune-worker). A sweep is only ever
+        # opened through imblab.tracking.sweeps: when nothing imported it, nothing is open, and
+        # --help, --info and completion queries (one per <TAB>) do not pay for importing MLflow.
+        if "imblab.tracking.sweeps" in sys.modules:
+            close_and_report_sweep(failed, killed, error)
+        close_failures()
     if error is not None:
         raise ImblabError(error)
     for failure in failures:

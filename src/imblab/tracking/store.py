@@ -9,6 +9,9 @@ may open a SQLite store that does not exist yet at the same moment. MLflow creat
 runs its migrations when a store object is first built, with no lock between processes, so the
 losers crash (``duplicate column name``, ``table ... already exists``). Every imblab process therefore
 builds the store, and creates its experiment, under :func:`first_use_lock`.
+
+Opening a store (``use_tracking``, the one choke point of every command) then ends the runs its dead
+processes left RUNNING (``imblab.tracking.reaper``), once per store and process.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import contextlib
 import fcntl
 import os
 import socket
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -31,10 +35,12 @@ from sqlalchemy.engine import make_url
 from imblab.errors import ImblabError
 from imblab.paths import why_unwritable
 from imblab.secrets import mask
+from imblab.tracking.reaper import reap
 
 LOCK_TIMEOUT_ENV = "IMBLAB_STORE_LOCK_TIMEOUT"
 DEFAULT_LOCK_TIMEOUT = 120.0  # seconds; creating and migrating a new store takes a few
 _READY: set[Path] = set()  # SQLite stores whose schema this process has created or checked
+_TIDIED: set[str] = set()  # stores this process has already reaped
 
 
 def default_tracking_uri(cwd: str | os.PathLike[str] | None = None) -> str:
@@ -148,7 +154,26 @@ def use_tracking(uri: str | None, write: bool = False) -> str:
         check_writable(resolved)
     prepare_store(resolved)
     mlflow.set_tracking_uri(resolved)
+    tidy(resolved)
     return resolved
+
+
+def tidy(uri: str) -> None:
+    """End the runs that dead processes left RUNNING in ``uri`` (once per process) and say so on stderr.
+
+    Never fails the command: a store that cannot be searched is a warning.
+    """
+    if uri in _TIDIED:
+        return
+    _TIDIED.add(uri)
+    try:
+        reaped = reap(MlflowClient(uri))
+    except Exception as exc:
+        where, why = mask(uri), mask(str(exc))
+        print(f"imblab: warning: could not look for dead runs in {where}: {why}", file=sys.stderr)
+        return
+    for run in reaped:
+        print(f"imblab: marked run {run.run_id} ({run.name}) KILLED: {run.reason}", file=sys.stderr)
 
 
 def check_reachable(uri: str, timeout: float = 5.0) -> None:

@@ -118,7 +118,10 @@ MLflow
     run for ``imblab train``, the worker's own run (``imblab.role=tune-worker``, tagged with the study
     and with the latest training run that used it) for ``imblab tune-worker``. A trial run holds the
     trial's parameters, per-fold scores (``cv_fold_<metric>``, step = fold), value, duration and
-    state: tag ``optuna.trial_state`` COMPLETE / PRUNED / FAIL, run status FINISHED / KILLED / FAILED.
+    state: tag ``optuna.state`` COMPLETE / PRUNED / FAIL, run status FINISHED / FINISHED / FAILED (a pruned
+    trial is not an error); run names say the value or where it stopped (``trial-7 pr_auc=0.1812``,
+    ``trial-8 pruned@fold 2``). The study names its metric (``set_metric_names``), so Optuna's plots and
+    optuna-dashboard label their axis with it.
     The parent logs ``best_params.*``, ``tuning_best_value``, trial counts, the optimisation-history
     and parameter-importance plots, ``tuning/trials.csv`` and the study's storage URL (password
     masked) and name (tags ``optuna.storage`` / ``optuna.study_name``).

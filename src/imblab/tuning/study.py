@@ -184,6 +184,10 @@ def open_study(
         study.set_user_attr(ATTR_SIGNATURE, sig)
         study.set_user_attr(ATTR_SETUP, json.loads(json.dumps(setup, default=str)))
         study.set_user_attr(ATTR_METRIC, setup["metric"])
+    if study.metric_names != [setup["metric"]]:  # also names studies created before imblab named them
+        with quiet_optuna():  # set_metric_names is marked experimental
+            # Optuna's plots and optuna-dashboard label the value axis with it ('Objective 0' without).
+            study.set_metric_names([setup["metric"]])
     return study
 
 
