@@ -130,14 +130,14 @@ def test_load_secom_mismatched_rows_and_bad_labels(tmp_path: Path) -> None:
 
 def test_load_secom_parses_day_first_explicitly(tmp_path: Path) -> None:
     """02/08/2008 must be 2 August (not 8 February), even though month-first would also parse."""
-    row = " ".join(["1.5"] * 589) + " NaN\r\n"
-    (tmp_path / "secom.data").write_text(row * 2, newline="")
+    rows = [" ".join(["1.5"] * 589) + end for end in (" NaN\r\n", " 2.5\r\n")]
+    (tmp_path / "secom.data").write_text("".join(rows), newline="")
     (tmp_path / "secom_labels.data").write_text(
         '-1 "02/08/2008 10:00:00"\r\n1 "13/08/2008 10:00:00"\r\n', newline=""
     )
     ds = load_secom(dir=str(tmp_path))
     assert list(ds.timestamps) == [pd.Timestamp("2008-08-02 10:00"), pd.Timestamp("2008-08-13 10:00")]
-    assert list(ds.y) == [0, 1] and ds.X.shape == (2, 590) and ds.X["f589"].isna().all()
+    assert list(ds.y) == [0, 1] and ds.X.shape == (2, 590) and ds.X["f589"].isna().tolist() == [True, False]
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -65,6 +65,11 @@ def install() -> Callable[[], None]:
         signal.signal(signum, handler)
 
     def restore() -> None:
+        # After a signal the process is on its way out, but may still wait (threads of stuck trials,
+        # atexit hooks): a second signal must still end it at once with 128 + signum, which the default
+        # action (killed by the signal, no exit status) would not.
+        if first:
+            return
         for signum, old in previous.items():
             signal.signal(signum, old)
 
