@@ -18,6 +18,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
+from imblab.categorical import categorical_inputs
 from imblab.errors import ImblabError
 from imblab.pipeline import positive_proba
 
@@ -58,9 +59,15 @@ class FrozenModel(mlflow.pyfunc.PythonModel):
             )
         # Columns already in training order (the usual case) need no 590-column selection.
         X = frame if list(frame.columns) == self.feature_names else frame[self.feature_names]
+        # Categorical columns stay as they come (text, numbers or categories): the pipeline encodes them.
+        categorical = set(categorical_inputs(self.pipeline))
         # Check dtypes at once and convert only the offending columns: one served SECOM row has 590
         # columns, and a Series per column cost ~25 ms of serving latency.
-        bad = [c for c, dtype in X.dtypes.items() if not pd.api.types.is_numeric_dtype(dtype)]
+        bad = [
+            c
+            for c, dtype in X.dtypes.items()
+            if c not in categorical and not pd.api.types.is_numeric_dtype(dtype)
+        ]
         if bad:
             X = X.copy()
             try:
@@ -68,12 +75,16 @@ class FrozenModel(mlflow.pyfunc.PythonModel):
             except (ValueError, TypeError) as exc:
                 names = [str(c) for c in bad[:10]]
                 raise ImblabError(f"non-numeric values in feature column(s) {names}: {exc}") from None
+        if categorical:
+            return X.astype({c: float for c in X.columns if c not in categorical})
         return X.astype(float)
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """P(positive) for every row."""
         X = self.check_columns(frame)
-        if np.isinf(X.to_numpy()).any():
+        categorical = categorical_inputs(self.pipeline)
+        numeric = X.drop(columns=categorical) if categorical else X
+        if np.isinf(numeric.to_numpy()).any():
             raise ImblabError("prediction input holds infinite values; replace them with NaN (missing)")
         return positive_proba(self.pipeline, X)
 
