@@ -14,6 +14,9 @@ def _task(cfg: Any) -> float:
     from imblab.tracking.sweeps import parent_run_id
 
     outcome = run_experiment(experiment_from_config(cfg), parent_run_id(in_multirun()))
+    # The job's return value: test PR-AUC, or its repeated-CV mean (evaluation=repeated_cv has no test set).
+    if outcome.rcv_metrics:
+        return float(outcome.rcv_metrics["rcv_pr_auc"])
     return float(outcome.test_metrics["pr_auc"])
 
 
