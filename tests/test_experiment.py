@@ -69,6 +69,7 @@ def test_run_logs_params_metrics_tags_artifacts_and_one_model(tracking_uri: str)
         "confusion_matrix_cv.png",
         "pr_roc_curves.png",
         "threshold_curves.png",
+        "reliability.png",
     }
     scores = {Path(f.path).name for f in client.list_artifacts(out.run_id, "scores")}
     assert {"oof_scores.parquet", "test_scores.parquet", "cv_folds.csv"} <= scores

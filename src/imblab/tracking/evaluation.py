@@ -25,8 +25,12 @@ def log_repeated_cv(
     prefix: str,
     model_id: str | None = None,
 ) -> None:
-    """The summary metrics (linked to the frozen model), the per-fold metrics and the two artifacts."""
+    """The summary metrics (linked to the frozen model), the per-fold metrics and the two artifacts.
+
+    ``outer_fold_cache_hits`` counts the outer folds whose fit came from the cache (a policy sweep: all).
+    """
     mlflow.log_metrics(summary, model_id=model_id)
+    mlflow.log_metric("outer_fold_cache_hits", float(table["cache_hit"].sum()))
     for row in table.itertuples(index=False):
         values = {f"{prefix}_fold_{m}": float(getattr(row, m)) for m in metric_names}
         # MLflow stores NaN (an undefined metric in one fold) as NaN; keep them, the fold existed.
