@@ -103,7 +103,7 @@ def test_repeated_cv_run_logs_means_intervals_folds_and_rows(tracking_uri: str) 
     client = MlflowClient(tracking_uri)
     run = client.get_run(out.run_id)
     m = run.data.metrics
-    assert run.info.status == "FINISHED"
+    assert run.info.status == "FINISHED" and run.data.tags["evaluation"] == "repeated_cv"
     for name in METRIC_NAMES:
         assert {f"rcv_{name}", f"rcv_{name}_ci_low", f"rcv_{name}_ci_high", f"cv_{name}"} <= set(m), name
         assert f"test_{name}" not in m  # no holdout test set under repeated CV

@@ -113,8 +113,8 @@ def _fitter(
 
     A holdout key is the config's fit inputs, as always. Under repeated CV the ``split`` group is not
     used; the key holds the rows instead (each outer fold's training and test positions, or all rows
-    for the final refit), so a sweep over policies fits each outer fold once, and every variant with
-    the same outer folds shares nothing it should not.
+    for the final refit), so a sweep over policies fits each outer fold once, while another sampler,
+    model or calibration is another key, as always.
     """
     cache = FitCache(experiment.cache.dir, experiment.cache.enabled)
     estimator = calibrated(with_model_params(experiment.pipeline, model_params), experiment.calibration)
@@ -147,6 +147,9 @@ def run_experiment(experiment: Experiment, parent_run_id: str | None = None) -> 
         "model": experiment.model_name,
         "threshold_policy": policy.name,
         "tuning": "optuna" if experiment.tuning.enabled else "none",
+        # repeated_cv: the frozen model was refitted on all rows, so no row is a held-out test row.
+        "evaluation": experiment.evaluation.name,
+        "calibration": experiment.calibration.method,
         TAG_VERSION: imblab.__version__,
         TAG_COMMAND: command_line()[:TAG_LIMIT],
         TAG_ROLE: ROLE_RUN,
