@@ -21,35 +21,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
+
+from timing import timed_train  # benchmarks/ is on sys.path when a script in it runs
 
 REPO = Path(__file__).resolve().parents[1]
 POLICIES = "best_f1,min_cost"
-
-
-def timed(args: list[str], env: dict[str, str]) -> tuple[float, dict[str, float]]:
-    """Wall seconds of ``imblab train <args>`` in a fresh store and cache, and the last run's metrics."""
-    from mlflow.tracking import MlflowClient
-
-    with tempfile.TemporaryDirectory() as tmp:
-        uri = f"sqlite:///{tmp}/mlruns/mlflow.db"
-        cmd = [sys.executable, "-m", "imblab", "train", *args, f"tracking.uri={uri}"]
-        cmd.append("tracking.experiment=bench")
-        start = time.perf_counter()
-        proc = subprocess.run(
-            cmd, cwd=tmp, capture_output=True, text=True, env={**env, "IMBLAB_CACHE_DIR": f"{tmp}/cache"}
-        )
-        elapsed = time.perf_counter() - start
-        if proc.returncode != 0:
-            sys.exit(f"benchmark command failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
-        client = MlflowClient(uri)
-        exp = client.get_experiment_by_name("bench")
-        runs = client.search_runs([exp.experiment_id], "tags.`imblab.role` = 'run'", order_by=["start_time"])
-        return elapsed, dict(runs[0].data.metrics)
 
 
 def main() -> None:
@@ -77,13 +54,13 @@ def main() -> None:
         f"(load average {os.getloadavg()[0]:.1f} at start)"
     )
     if args.holdout:
-        seconds, _ = timed([*extra, "threshold=best_f1"], env)
+        seconds, _ = timed_train([*extra, "threshold=best_f1"], env)
         print(f"holdout, 1 policy        : {seconds:8.1f} s")
-    one, metrics = timed([*extra, *rcv, "threshold=best_f1"], env)
+    one, (metrics,) = timed_train([*extra, *rcv, "threshold=best_f1"], env)
     print(f"repeated_cv, 1 policy    : {one:8.1f} s")
     lo, hi = metrics["rcv_pr_auc_ci_low"], metrics["rcv_pr_auc_ci_high"]
     print(f"  rcv_pr_auc {metrics['rcv_pr_auc']:.4f}  95% corrected interval [{lo:.4f}, {hi:.4f}]")
-    two, _ = timed(["-m", *extra, *rcv, f"threshold={POLICIES}"], env)
+    two, _ = timed_train(["-m", *extra, *rcv, f"threshold={POLICIES}"], env)
     print(f"repeated_cv, 2 policies  : {two:8.1f} s   ({POLICIES})")
     ratio = two / one
     print(f"ratio 2/1 : {ratio:.2f}x   target <= 1.30  -> {'PASS' if ratio <= 1.3 else 'FAIL'}")

@@ -19,7 +19,7 @@ from imblab.errors import ImblabError
 from imblab.experiment import RunOutcome, run_experiment
 from imblab.pipeline import SAMPLER_STEP
 from tests.conftest import FAST, compose_config
-from tests.support.recording import recorded_fits
+from tests.support.recording import recorded_fits, recording_overrides
 
 
 def _run(tracking_uri: str, *overrides: str, base: tuple[str, ...] = FAST) -> RunOutcome:
@@ -76,19 +76,9 @@ def test_the_calibrator_sees_only_rows_its_sampler_never_saw(tracking_uri: str, 
     log_path = tmp_path / "fits.jsonl"
     _run(
         tracking_uri,
-        "data=table",
-        f"data.path={path}",
-        "data.target=target",
-        "preprocess=none",
-        "sampler=smote",
-        "sampler.estimator._target_=tests.support.recording.RecordingSampler",
-        f"+sampler.estimator.log_path={log_path}",
-        "+sampler.estimator.id_column=0",
-        "~sampler.estimator.k_neighbors",
-        "~sampler.estimator.random_state",
+        *recording_overrides(path, log_path),
         "calibration=sigmoid",
         "calibration.folds=3",
-        "cache.enabled=false",
         base=tuple(o for o in FAST if not o.startswith(("data", "sampler"))),
     )
     fits = recorded_fits(log_path)

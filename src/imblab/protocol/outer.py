@@ -30,7 +30,7 @@ from imblab.metrics.core import threshold_metrics
 from imblab.metrics.costs import Costs
 from imblab.metrics.resampled import corrected_t_interval
 from imblab.protocol.cv import FitResult
-from imblab.protocol.split import Split
+from imblab.protocol.split import Split, time_order
 from imblab.thresholds import ThresholdPolicy
 
 PREFIX = "rcv"  # rcv_<metric>, rcv_<metric>_ci_low/_ci_high, rcv_fold_<metric> (step = fold index)
@@ -72,12 +72,7 @@ def outer_folds(dataset: Dataset, spec: EvaluationSpec) -> list[OuterFold]:
         rskf = RepeatedStratifiedKFold(n_splits=spec.folds, n_repeats=spec.repeats, random_state=spec.seed)
         parts = [(i // spec.folds, i % spec.folds, tr, te) for i, (tr, te) in enumerate(rskf.split(y, y))]
     else:
-        if dataset.timestamps is None:
-            raise ImblabError(
-                f"evaluation.kind=time needs timestamps, and data {dataset.name!r} has none; use "
-                "evaluation=repeated_cv (stratified) or set data.timestamp_column"
-            )
-        order = np.argsort(dataset.timestamps.to_numpy(), kind="stable")
+        order = time_order(dataset, "evaluation.kind=time", "evaluation=repeated_cv (stratified)")
         blocks = np.array_split(order, spec.folds + 1)
         parts = [(0, k, np.concatenate(blocks[: k + 1]), blocks[k + 1]) for k in range(spec.folds)]
     folds = []
