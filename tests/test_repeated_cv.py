@@ -171,7 +171,7 @@ def test_time_folds_end_to_end_ignore_the_labels_of_the_last_block(tracking_uri:
     trained on) must leave every fold's threshold and every outer-test score unchanged."""
     ds = make_synthetic(n_samples=600, n_features=8, positive_rate=0.15, seed=11)
     frame = ds.X.assign(target=ds.y, ts=ds.timestamps)
-    last = np.argsort(ds.timestamps.to_numpy(), kind="stable")[-150:]  # block 4 of 4 folds + 1
+    last = np.argsort(ds.timestamps.to_numpy(), kind="stable")[-120:]  # block 5 of 5 (4 folds + 1)
     flipped = frame.copy()
     flipped.loc[last, "target"] = 1 - flipped.loc[last, "target"]
     outs = []
