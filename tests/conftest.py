@@ -30,6 +30,8 @@ FAST = (
     "cv.folds=3",
     "cv.n_jobs=1",
 )
+# The quickest training run (no resampling, logistic regression): for tests about tracking, not models.
+QUICK = (*(o for o in FAST if not o.startswith(("sampler", "model"))), "sampler=none", "model=logreg")
 
 
 def compose_config(*overrides: str) -> DictConfig:

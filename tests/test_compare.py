@@ -30,7 +30,7 @@ from imblab.report import comparison
 from imblab.report.comparison import Sweep, bootstrap_table, check_same_test_set, load_sweep
 from imblab.report.files import log_report
 from imblab.report.render import FILES
-from tests.conftest import FAST, compose_config
+from tests.conftest import FAST, QUICK, compose_config
 
 EXPERIMENT = "cmp"
 SAMPLERS = ("none", "smote")
@@ -89,6 +89,8 @@ def test_load_sweep_defaults_to_the_latest_sweep(store: SweepStore, sweep: Sweep
         # The frozen threshold is the one the run's stored test decisions were made with.
         assert np.array_equal(run.test["decision"], (run.test["score"] >= run.threshold).astype(int))
     assert sweep.run(sweep.runs[0].run_id) is sweep.runs[0]
+    # The parent recorded its 4 jobs when it started; all 4 finished, so the sweep is complete.
+    assert sweep.progress.n_jobs == 4 and sweep.state == "complete" and not sweep.progress.unfinished
     # By parent id without an experiment, and every finished run: the same four runs.
     by_id = load_sweep(sweep=store.sweep_id, tracking_uri=store.uri)
     assert by_id.experiment == EXPERIMENT and [r.run_id for r in by_id.runs] == [r.run_id for r in sweep.runs]
@@ -205,6 +207,7 @@ def test_compare_writes_every_format_and_logs_the_report_on_the_sweep(
     assert len(printed) == 4 and printed["is_best"].sum() == 1
 
     text = files["table"].read_text()
+    assert text.startswith(f"Experiment '{EXPERIMENT}', sweep {store.sweep_id} (complete): 4 runs")
     assert "Δ vs best [95% CI]" in text and "P(beats best)" in text and "best" in text
     md = files["markdown"].read_text()
     rows = [line for line in md.splitlines() if line.startswith("|") and "× lgbm ×" in line]
@@ -248,10 +251,9 @@ def test_cli_subprocess_prints_the_same_numbers(store: SweepStore) -> None:
 def test_runs_on_different_test_sets_are_rejected(store: SweepStore, sweep: Sweep) -> None:
     # Two loose runs (no sweep) in the module's store, on the same data but another split seed.
     # The quickest fits (no sampler, logistic regression): only the data and the split matter here.
-    quick = [o for o in FAST if not o.startswith(("sampler", "model"))] + ["sampler=none", "model=logreg"]
     for extra in ([], ["split.seed=1"]):
         cfg = compose_config(
-            *quick,
+            *QUICK,
             f"tracking.uri={store.uri}",
             "tracking.experiment=loose",
             "tracking.log_model=false",

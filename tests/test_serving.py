@@ -6,7 +6,6 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,52 +14,17 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from imblab.app.main import main as imblab_main
-from imblab.config.compose import experiment_from_config
 from imblab.errors import ImblabError
-from imblab.experiment import run_experiment
-from imblab.frozen import FrozenModel
-from imblab.registry.promote import promote
-from imblab.registry.versions import load_frozen
 from imblab.serving.batch import predict_file
-from tests.conftest import FAST, compose_config
-from tests.support.serving import invoke, payload, serving
+from tests.conftest import FAST
+from tests.support.serving import CHAMPION_URI, MODEL_NAME, Served, invoke, payload, serving, trained
 
-NAME = "defects"
-CHAMPION_URI = f"models:/{NAME}@champion"
-
-
-@dataclass
-class Served:
-    """A promoted FAST model in its own store, and the data it was trained on."""
-
-    tracking_uri: str
-    model: FrozenModel
-    X: pd.DataFrame
-
-
-def _trained(tmp: Path, *overrides: str) -> Served:
-    """Train, promote to champion and load back, all in a store under ``tmp``."""
-    db = tmp / "mlruns" / "mlflow.db"
-    db.parent.mkdir(parents=True)
-    uri = f"sqlite:///{db}"
-    with pytest.MonkeyPatch.context() as mp:  # module-scoped: keep MLflow's env changes out of other tests
-        for var in ("MLFLOW_TRACKING_URI", "IMBLAB_PARENT_RUN_ID", "IMBLAB_PARENT_TRACKING_URI"):
-            mp.delenv(var, raising=False)
-        experiment = experiment_from_config(
-            compose_config(
-                *overrides, f"tracking.uri={uri}", "tracking.experiment=t", f"cache.dir={tmp / 'cache'}"
-            )
-        )
-        run_experiment(experiment)
-        promote("t", model_name=NAME, tracking_uri=uri)
-        _, frozen = load_frozen(CHAMPION_URI)
-        X = experiment.load_data().X
-    return Served(uri, frozen, X)
+NAME = MODEL_NAME
 
 
 @pytest.fixture(scope="module")
 def fast(tmp_path_factory: pytest.TempPathFactory) -> Served:
-    return _trained(tmp_path_factory.mktemp("serving"), *FAST)
+    return trained(tmp_path_factory.mktemp("serving"), *FAST)
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +181,7 @@ def test_predict_cli_round_trips_csv(tmp_path: Path, fast: Served) -> None:
 @pytest.mark.slow
 def test_secom_model_served_and_batch_scored(tmp_path: Path, secom_dir: Path) -> None:
     """A SECOM-trained champion: REST and batch answers equal the in-process model on real rows."""
-    secom = _trained(
+    secom = trained(
         tmp_path, "data=secom", "sampler=random_under", "model.estimator.n_estimators=60", "cv.folds=3"
     )
     rows = secom.X.iloc[::40]  # 40 real lots, NaNs included

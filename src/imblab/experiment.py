@@ -22,6 +22,7 @@ import pandas as pd
 import imblab
 from imblab.categorical import for_features
 from imblab.config.specs import Experiment
+from imblab.console.progress import RunProgress, duration
 from imblab.data.categories import categorical_columns
 from imblab.data.dataset import Dataset
 from imblab.errors import ImblabError
@@ -108,8 +109,9 @@ def _rows_digest(rows: Any) -> str:
 
 def _fitter(
     experiment: Experiment, fingerprint: str, model_params: dict[str, Any], dataset: Dataset
-) -> tuple[Callable[[Split], str], Callable[[Split], tuple[FitResult, bool]]]:
-    """``(key_of, fit)``: the cache key of a split's fit, and that fit (from the cache when it has it).
+) -> tuple[Callable[[Split], str], Callable[..., tuple[FitResult, bool]]]:
+    """``(key_of, fit)``: the cache key of a split's fit, and that fit (from the cache when it has it;
+    ``fit(split, on_fit)`` calls ``on_fit`` after each of its fits, for progress).
 
     A holdout key is the config's fit inputs, as always. Under repeated CV the ``split`` group is not
     used; the key holds the rows instead (each outer fold's training and test positions, or all rows
@@ -126,19 +128,25 @@ def _fitter(
             inputs["rows"] = {"train": _rows_digest(split.train), "test": _rows_digest(split.test)}
         return fit_key(fingerprint, inputs, model_params)
 
-    def fit(split: Split) -> tuple[FitResult, bool]:
+    def fit(split: Split, on_fit: Callable[[], None] | None = None) -> tuple[FitResult, bool]:
         return cache.get_or_fit(
             key_of(split),
             lambda: fit_and_score(
-                dataset, split, estimator, experiment.cv, experiment.sampler_name, model_params
+                dataset, split, estimator, experiment.cv, experiment.sampler_name, model_params, on_fit
             ),
         )
 
     return key_of, fit
 
 
-def run_experiment(experiment: Experiment, parent_run_id: str | None = None) -> RunOutcome:
-    """Run one configured experiment and log it to MLflow; the run ends FINISHED or FAILED."""
+def run_experiment(
+    experiment: Experiment, parent_run_id: str | None = None, live: bool | None = None
+) -> RunOutcome:
+    """Run one configured experiment and log it to MLflow; the run ends FINISHED or FAILED.
+
+    ``live``: the progress display on stderr (:class:`imblab.console.progress.RunProgress`): None draws
+    it when stderr is a terminal, False never (a parallel sweep's jobs).
+    """
     uri = use_tracking(experiment.tracking.uri)
     experiment_id = ensure_experiment(experiment.tracking.experiment, uri)
     policy = experiment.policy
@@ -156,81 +164,126 @@ def run_experiment(experiment: Experiment, parent_run_id: str | None = None) -> 
     }
     if parent_run_id:
         tags[TAG_SWEEP] = parent_run_id
-    with tracked_run(experiment_id, experiment.run_name, tags, parent_run_id=parent_run_id) as run:
-        mlflow.log_params(flatten(experiment.config))
-        dataset = experiment.load_data()
-        fingerprint = dataset.fingerprint()
-        mlflow.set_tags(
-            {
-                "data": dataset.name,
-                TAG_DATA_FINGERPRINT: fingerprint,
-                "data_rows": str(len(dataset.y)),
-                "data_positive_rate": f"{dataset.positive_rate:.4f}",
-            }
-        )
-        experiment = _for_data(experiment, dataset)
-        # Repeated CV: every outer fold runs the protocol below; the frozen model is the refit on all
-        # rows (no holdout test part), thresholded on their out-of-fold scores.
-        positions = np.arange(len(dataset.y))
-        repeated = experiment.evaluation.repeated
-        split = Split(positions, positions[:0]) if repeated else holdout_split(dataset, experiment.split)
-        model_params = _tune(experiment, dataset, split)
+    title = f"imblab train: {experiment.sampler_name} · {experiment.model_name} · {policy.name}"
+    evaluation = experiment.evaluation
+    with (
+        tracked_run(experiment_id, experiment.run_name, tags, parent_run_id=parent_run_id) as run,
+        RunProgress(title, live) as progress,
+    ):
+        with progress.stage("data") as stage:
+            mlflow.log_params(flatten(experiment.config))
+            dataset = experiment.load_data()
+            fingerprint = dataset.fingerprint()
+            mlflow.set_tags(
+                {
+                    "data": dataset.name,
+                    TAG_DATA_FINGERPRINT: fingerprint,
+                    "data_rows": str(len(dataset.y)),
+                    "data_positive_rate": f"{dataset.positive_rate:.4f}",
+                }
+            )
+            experiment = _for_data(experiment, dataset)
+            # Repeated CV: every outer fold runs the protocol below; the frozen model is the refit on all
+            # rows (no holdout test part), thresholded on their out-of-fold scores.
+            positions = np.arange(len(dataset.y))
+            split = (
+                Split(positions, positions[:0])
+                if evaluation.repeated
+                else holdout_split(dataset, experiment.split)
+            )
+            parts = (
+                f"{evaluation.repeats}x{evaluation.folds} outer folds ({evaluation.kind})"
+                if evaluation.repeated
+                else f"{len(split.train)} train / {len(split.test)} test"
+            )
+            stage.detail = (
+                f"{dataset.name}: {len(dataset.y)} rows, {dataset.X.shape[1]} features, "
+                f"{dataset.positive_rate:.1%} positive; {parts}"
+            )
+        if experiment.tuning.enabled:
+            with progress.stage("tuning", bar=False) as stage:  # the study draws its own trial bar
+                model_params = _tune(experiment, dataset, split)
+                stage.detail = f"best parameters: {model_params}"[:100]
+        else:
+            model_params = {}
+
         key_of, fit_split = _fitter(experiment, fingerprint, model_params, dataset)
         outer = None
-        if repeated:
-            outer = evaluate_outer(
-                dataset, experiment.evaluation, fit_split, policy, experiment.costs, list(METRIC_NAMES)
-            )
+        if evaluation.repeated:
+            n_outer = evaluation.repeats * evaluation.folds
+            with progress.stage("outer", total=n_outer, unit="fold") as stage:
+                outer = evaluate_outer(
+                    dataset,
+                    evaluation,
+                    fit_split,
+                    policy,
+                    experiment.costs,
+                    list(METRIC_NAMES),
+                    stage.advance,
+                )
+                s = outer.summary
+                stage.detail = (
+                    f"{n_outer} folds ({int(outer.table['cache_hit'].sum())} cached): {PREFIX} PR-AUC "
+                    f"{s[f'{PREFIX}_pr_auc']:.4f} [{s[f'{PREFIX}_pr_auc_ci_low']:.4f}, "
+                    f"{s[f'{PREFIX}_pr_auc_ci_high']:.4f}]"
+                )
 
+        key = key_of(split)
         start = time.perf_counter()
-        fit, hit = fit_split(split)
-        mlflow.set_tags({TAG_FIT_KEY: key_of(split), TAG_CACHE_HIT: str(hit).lower()})
+        folds = experiment.cv.folds
+        with progress.stage("fit", total=folds + 1, unit="fit") as stage:
+            fit, hit = fit_split(split, stage.advance)
+            stage.detail = (
+                f"reused cached fit {key[:12]} (fitted in {duration(fit.fit_seconds)})"
+                if hit
+                else f"{folds} folds + final fit"
+                + (f", cached as {key[:12]}" if experiment.cache.enabled else "")
+            )
+        mlflow.set_tags({TAG_FIT_KEY: key, TAG_CACHE_HIT: str(hit).lower()})
         mlflow.log_metrics(
             {"fit_seconds": fit.fit_seconds, "fit_or_load_seconds": time.perf_counter() - start}
         )
 
-        y_train = dataset.y.to_numpy()[split.train]
-        y_test = dataset.y.to_numpy()[split.test]
-        # The policy sees out-of-fold training scores only: never a test label.
-        choice = policy.choose(y_train, fit.oof_scores)
-        costs = experiment.costs
-        cv = threshold_metrics(y_train, fit.oof_scores, choice.threshold, costs)
-        test = threshold_metrics(y_test, fit.test_scores, choice.threshold, costs) if len(y_test) else {}
-        folds = fold_metrics(y_train, fit.oof_scores, fit.fold_ids)
-        cv["pr_auc_fold_mean"] = float(folds["pr_auc"].mean())
-        cv["pr_auc_fold_se"] = float(folds["pr_auc"].std(ddof=1) / np.sqrt(len(folds)))
-        cv["roc_auc_fold_mean"] = float(folds["roc_auc"].mean())
+        with progress.stage("scoring") as stage:
+            y_train = dataset.y.to_numpy()[split.train]
+            y_test = dataset.y.to_numpy()[split.test]
+            # The policy sees out-of-fold training scores only: never a test label.
+            choice = policy.choose(y_train, fit.oof_scores)
+            costs = experiment.costs
+            cv = threshold_metrics(y_train, fit.oof_scores, choice.threshold, costs)
+            test = threshold_metrics(y_test, fit.test_scores, choice.threshold, costs) if len(y_test) else {}
+            folds_table = fold_metrics(y_train, fit.oof_scores, fit.fold_ids)
+            cv["pr_auc_fold_mean"] = float(folds_table["pr_auc"].mean())
+            cv["pr_auc_fold_se"] = float(folds_table["pr_auc"].std(ddof=1) / np.sqrt(len(folds_table)))
+            cv["roc_auc_fold_mean"] = float(folds_table["roc_auc"].mean())
+            stage.detail = f"threshold {choice.threshold:.4f} ({policy.name} on out-of-fold scores)"
 
-        model_info = None
-        frozen = FrozenModel(
-            predict_pipeline(fit.pipeline), choice.threshold, [str(c) for c in dataset.X.columns], policy.name
-        )
-        if experiment.tracking.log_model:
-            model_info = log_frozen_model(frozen, dataset.X.iloc[split.train[:5]])
-        model_id = model_info.model_id if model_info else None
-        metrics = {**{f"cv_{k}": v for k, v in cv.items()}, **{f"test_{k}": v for k, v in test.items()}}
-        mlflow.log_metrics(metrics, model_id=model_id)
-        for row in folds.itertuples():
-            mlflow.log_metric("cv_fold_pr_auc", float(row.pr_auc), step=int(row.fold))
-        mlflow.set_tags(
-            {"threshold": f"{choice.threshold:.6g}", "threshold_feasible": str(choice.feasible).lower()}
-        )
-        _log_artifacts(experiment, dataset, split, fit, choice, {"cv": cv, "test": test}, folds, outer)
-        if outer is not None:
-            log_repeated_cv(outer.table, outer.scores, outer.summary, list(METRIC_NAMES), PREFIX, model_id)
-        headline = (
-            {"metric": f"{PREFIX}_pr_auc", "value": outer.summary[f"{PREFIX}_pr_auc"]}
-            if outer is not None
-            else {"metric": "test_pr_auc", "value": test["pr_auc"]}
-        )
-        log.info(
-            "run %s: threshold %.4f (%s), %s %.4f",
-            run.info.run_id,
-            choice.threshold,
-            policy.name,
-            headline["metric"],
-            headline["value"],
-        )
+        with progress.stage("logging") as stage:
+            model_info = None
+            frozen = FrozenModel(
+                predict_pipeline(fit.pipeline),
+                choice.threshold,
+                [str(c) for c in dataset.X.columns],
+                policy.name,
+            )
+            if experiment.tracking.log_model:
+                model_info = log_frozen_model(frozen, dataset.X.iloc[split.train[:5]])
+            model_id = model_info.model_id if model_info else None
+            metrics = {**{f"cv_{k}": v for k, v in cv.items()}, **{f"test_{k}": v for k, v in test.items()}}
+            mlflow.log_metrics(metrics, model_id=model_id)
+            for row in folds_table.itertuples():
+                mlflow.log_metric("cv_fold_pr_auc", float(row.pr_auc), step=int(row.fold))
+            mlflow.set_tags(
+                {"threshold": f"{choice.threshold:.6g}", "threshold_feasible": str(choice.feasible).lower()}
+            )
+            _log_artifacts(
+                experiment, dataset, split, fit, choice, {"cv": cv, "test": test}, folds_table, outer
+            )
+            if outer is not None:
+                log_repeated_cv(
+                    outer.table, outer.scores, outer.summary, list(METRIC_NAMES), PREFIX, model_id
+                )
+            stage.detail = ("model, " if model_info else "") + "metrics, scores, plots"
         return RunOutcome(
             run.info.run_id,
             experiment_id,

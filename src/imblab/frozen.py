@@ -41,33 +41,34 @@ class FrozenModel(mlflow.pyfunc.PythonModel):
             raise ImblabError(
                 "prediction input must be a table (pandas DataFrame) with named feature columns"
             )
-        expected = set(self.feature_names)
-        present = set(frame.columns)  # set lookups: Index membership per column is slow at 590 columns
-        missing = [c for c in self.feature_names if c not in present]
-        extra = [c for c in frame.columns if c not in expected]
-        if missing or extra:
-            parts = []
-            if missing:
-                parts.append(f"{len(missing)} missing column(s) {missing[:10]}")
-            if extra:
-                parts.append(f"{len(extra)} unexpected column(s) {[str(c) for c in extra[:10]]}")
-            raise ImblabError(
-                "input does not match the model's schema: "
-                + "; ".join(parts)
-                + f". The model expects exactly these {len(self.feature_names)} feature columns "
-                "(listed in the model metadata `feature_names`); keep id columns out of the feature table."
-            )
-        # Columns already in training order (the usual case) need no 590-column selection.
-        X = frame if list(frame.columns) == self.feature_names else frame[self.feature_names]
+        # One conversion of the labels: iterating a pyarrow-backed Index label by label is slow (pandas 3).
+        columns = frame.columns.tolist()
+        X = frame
+        if columns != self.feature_names:  # the usual case, columns in training order, skips all this
+            expected, present = set(self.feature_names), set(columns)
+            missing = [c for c in self.feature_names if c not in present]
+            extra = [c for c in columns if c not in expected]
+            if missing or extra:
+                parts = []
+                if missing:
+                    parts.append(f"{len(missing)} missing column(s) {missing[:10]}")
+                if extra:
+                    parts.append(f"{len(extra)} unexpected column(s) {[str(c) for c in extra[:10]]}")
+                raise ImblabError(
+                    "input does not match the model's schema: "
+                    + "; ".join(parts)
+                    + f". The model expects exactly these {len(self.feature_names)} feature columns "
+                    "(listed in the model metadata `feature_names`); keep id columns out of the feature "
+                    "table."
+                )
+            X = frame[self.feature_names]
+        # Check each distinct dtype once and convert only the offending columns: one served SECOM row has
+        # 590 columns (usually of one dtype), and per-column work cost milliseconds of serving latency.
+        dtypes = X.dtypes
+        odd = {d for d in set(dtypes) if not pd.api.types.is_numeric_dtype(d)}
         # Categorical columns stay as they come (text, numbers or categories): the pipeline encodes them.
-        categorical = set(categorical_inputs(self.pipeline))
-        # Check dtypes at once and convert only the offending columns: one served SECOM row has 590
-        # columns, and a Series per column cost ~25 ms of serving latency.
-        bad = [
-            c
-            for c, dtype in X.dtypes.items()
-            if c not in categorical and not pd.api.types.is_numeric_dtype(dtype)
-        ]
+        categorical = set(categorical_inputs(self.pipeline)) if odd else set()
+        bad = [c for c, d in dtypes.items() if d in odd and c not in categorical] if odd else []
         if bad:
             X = X.copy()
             try:
@@ -101,7 +102,7 @@ class FrozenModel(mlflow.pyfunc.PythonModel):
         try:
             return self.decide(self.predict_proba(model_input), threshold)
         except ImblabError as exc:
-            # An MlflowException with this code becomes an HTTP 400 in MLflow's scoring server.
+            # An MlflowException with this code becomes an HTTP 400 in imblab serve (and MLflow's server).
             raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from exc
 
 

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from imblab.tracking.layout import TAG_STUDY, TAG_TRIAL_NUMBER
-from imblab.tracking.store import ensure_experiment, use_tracking
+from imblab.tracking.store import use_tracking
 from imblab.tuning.attrs import ATTR_SURPLUS, ATTR_WORKER
 from tests.support.processes import spawn, stopped_at_exit
 from tests.tuning.common import IMBLAB, TUNE, env, load_study, trial_runs
@@ -38,10 +38,13 @@ def test_cli_bad_input_exits_2_with_a_clear_message(tracking_uri: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["journal", "sqlite"])
-def test_two_worker_processes_share_one_study(kind: str, tmp_path: Path, tracking_uri: str) -> None:
+def test_two_worker_processes_share_one_study(kind: str, tmp_path: Path) -> None:
     storage = (
         f"journal:{tmp_path / 'optuna.log'}" if kind == "journal" else f"sqlite:///{tmp_path / 'optuna.db'}"
     )
+    # Both workers are the first users of a new MLflow store: imblab creates it (and the experiment)
+    # once, under its file lock, however they interleave.
+    tracking_uri = f"sqlite:///{tmp_path / 'new-store' / 'mlflow.db'}"
     # Trials of ~0.5 s (no early stopping or pruning to cut them short), so neither worker can
     # finish the study before the other has started.
     args = [
@@ -57,8 +60,6 @@ def test_two_worker_processes_share_one_study(kind: str, tmp_path: Path, trackin
         f"tracking.uri={tracking_uri}",
         "tracking.experiment=workers",
     ]
-    # Create the MLflow store first: two processes migrating one fresh SQLite file race in MLflow.
-    ensure_experiment("workers", use_tracking(tracking_uri))
     workers = [
         spawn(
             [*IMBLAB, "tune-worker", *args],

@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from imblab.tracking.sweeps import close_sweep, open_sweep
+from imblab.app.hydra import close_and_report_sweep
+from imblab.tracking.sweeps import open_sweep
+
+log = logging.getLogger(__name__)
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def n_jobs(config: DictConfig) -> int | None:
+    """How many jobs Hydra's basic sweeper launches for this multirun; None if that cannot be told.
+
+    The same arguments the sweeper expands (``hydra.sweeper.params`` first, then the command line's
+    overrides) go through its own ``split_arguments``, so the count is the sweeper's, not a copy of it.
+    """
+    sweeper = config.hydra.get("sweeper") or {}
+    if sweeper.get("_target_") != BASIC_SWEEPER:
+        return None  # another sweeper plugin decides its jobs as it goes
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    params = [f"{key}={value}" for key, value in (sweeper.get("params") or {}).items()]
+    arguments = [*params, *config.hydra.overrides.task]
+    try:
+        overrides = OverridesParser.create().parse_overrides(arguments)
+        return sum(len(batch) for batch in BasicSweeper.split_arguments(overrides, None))
+    except Exception as exc:  # e.g. a glob() sweep, which needs Hydra's config loader
+        log.debug("number of sweep jobs unknown: %s", exc)
+        return None
 
 
 class SweepCallback(Callback):
@@ -15,7 +42,8 @@ class SweepCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         overrides = list(config.hydra.overrides.task) if "hydra" in config else []
-        open_sweep(config.tracking.uri, str(config.tracking.experiment), f"sweep {' '.join(overrides)}")
+        jobs = n_jobs(config) if "hydra" in config else None
+        open_sweep(config.tracking.uri, str(config.tracking.experiment), f"sweep {' '.join(overrides)}", jobs)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        close_sweep(failed=False)
+        close_and_report_sweep(failed=False)

@@ -5,15 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from imblab.app.hydra import in_multirun, run_hydra
+from imblab.app.hydra import in_multirun, progress_display, report_run, run_hydra
 
 
 def _task(cfg: Any) -> float:
     from imblab.config.compose import experiment_from_config
     from imblab.experiment import run_experiment
+    from imblab.tracking.store import resolve_tracking_uri
     from imblab.tracking.sweeps import parent_run_id
 
-    outcome = run_experiment(experiment_from_config(cfg), parent_run_id(in_multirun()))
+    experiment = experiment_from_config(cfg)
+    outcome = run_experiment(experiment, parent_run_id(in_multirun()), progress_display())
+    report_run(resolve_tracking_uri(experiment.tracking.uri), outcome.run_id, outcome.model_uri)
     # The job's return value: test PR-AUC, or its repeated-CV mean (evaluation=repeated_cv has no test set).
     if outcome.rcv_metrics:
         return float(outcome.rcv_metrics["rcv_pr_auc"])
@@ -21,5 +24,5 @@ def _task(cfg: Any) -> float:
 
 
 def main(argv: Sequence[str]) -> int:
-    run_hydra(_task, "imblab", list(argv))
+    run_hydra(_task, list(argv))
     return 0

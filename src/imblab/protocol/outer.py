@@ -95,9 +95,11 @@ def run_outer_folds(
     fit: Callable[[Split], tuple[FitResult, bool]],
     policy: ThresholdPolicy,
     costs: Costs,
+    on_fold: Callable[[], None] | None = None,
 ) -> list[FoldResult]:
     """The holdout protocol in every outer fold: ``fit(split)`` (inner CV + refit, usually cached), the
-    policy on the inner out-of-fold scores, the outer-test rows scored once at that threshold."""
+    policy on the inner out-of-fold scores, the outer-test rows scored once at that threshold.
+    ``on_fold`` is called after each outer fold (progress)."""
     y = dataset.y.to_numpy()
     results = []
     for outer in folds:
@@ -109,6 +111,8 @@ def run_outer_folds(
         metrics = threshold_metrics(y[outer.split.test], scores, choice.threshold, costs)
         seconds = result.fit_seconds if not hit else time.perf_counter() - start
         results.append(FoldResult(outer, choice.threshold, choice.feasible, scores, metrics, hit, seconds))
+        if on_fold is not None:
+            on_fold()
     return results
 
 
@@ -171,9 +175,10 @@ def evaluate_outer(
     policy: ThresholdPolicy,
     costs: Costs,
     metric_names: list[str],
+    on_fold: Callable[[], None] | None = None,
 ) -> OuterEvaluation:
     """Outer folds of ``spec``, the protocol in each, and ``rcv_<m>`` with intervals for ``metric_names``."""
-    results = run_outer_folds(dataset, outer_folds(dataset, spec), fit, policy, costs)
+    results = run_outer_folds(dataset, outer_folds(dataset, spec), fit, policy, costs, on_fold)
     table = fold_table(results, dataset)
     return OuterEvaluation(table, fold_scores(results, dataset), summarise(table, metric_names, spec.level))
 

@@ -3,6 +3,11 @@
 Every run of a sweep is scored on the same test rows, so the rows are resampled *once* and the same
 resamples are reused for every variant (``imblab.metrics.bootstrap`` describes the scheme): the
 fraction of resamples in which a variant beats the best run says whether a gap is more than noise.
+
+A sweep that is still running is compared only on request (``partial``); one that ended before every
+job finished is compared, marked incomplete, with its unfinished job runs listed. Comparing every run
+of an experiment keeps the newest run of each variant (``imblab.report.variants``), so a rerun sweep
+does not show each variant twice.
 """
 
 from __future__ import annotations
@@ -29,9 +34,11 @@ from imblab.metrics.bootstrap import (
 )
 from imblab.metrics.costs import Costs
 from imblab.metrics.names import LOWER_IS_BETTER, bootstrap_metric
+from imblab.report.variants import labels, newest_per_variant
 from imblab.tracking.artifacts import read_scores, read_threshold
 from imblab.tracking.layout import ROLE_RUN, ROLE_SWEEP, TAG_DATA_FINGERPRINT, TAG_ROLE, TAG_SWEEP
 from imblab.tracking.store import client_for, find_experiment
+from imblab.tracking.sweeps import SweepProgress, sweep_progress
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +100,22 @@ class Sweep:
     sweep_id: str | None  # the parent run id; None when comparing all runs of the experiment
     tracking_uri: str
     runs: list[RunScores]
+    progress: SweepProgress | None = None  # how far the sweep got; None when comparing all runs
+    reruns_left_out: int = 0  # older runs of a variant that was run again
 
     @property
     def name(self) -> str:
         return f"{self.experiment}-{self.sweep_id or ALL_RUNS}"
+
+    @property
+    def state(self) -> str:
+        """'complete'; 'partial' (still running: the runs finished so far); 'incomplete' (it ended
+        before every job finished); 'all runs' when comparing the experiment's finished runs."""
+        if self.progress is None:
+            return "all runs"
+        if self.progress.complete:
+            return "complete"
+        return "partial" if self.progress.running else "incomplete"
 
     @property
     def y_test(self) -> NDArray[np.int64]:
@@ -135,13 +154,6 @@ def _sweep_parent(client: MlflowClient, sweep_id: str) -> Run:
     return parent
 
 
-def _label(tags: dict[str, str]) -> str:
-    tuned = " (tuned)" if tags.get("tuning", "none") not in ("none", "") else ""
-    return (
-        f"{tags.get('sampler', '?')} × {tags.get('model', '?')} × {tags.get('threshold_policy', '?')}{tuned}"
-    )
-
-
 def _load_run(run: Run, label: str) -> RunScores:
     oof, test = read_scores(run)
     costs = read_threshold(run).get("costs", {})
@@ -165,17 +177,24 @@ def _load_run(run: Run, label: str) -> RunScores:
 
 
 def load_sweep(
-    experiment: str | None = None, sweep: str | None = None, tracking_uri: str | None = None
+    experiment: str | None = None,
+    sweep: str | None = None,
+    tracking_uri: str | None = None,
+    partial: bool = False,
+    keep_reruns: bool = False,
 ) -> Sweep:
     """The finished runs of a sweep, with their stored out-of-fold and test scores.
 
     ``sweep``: a sweep parent run id; ``"all"`` for every finished run of the experiment; None for
     the experiment's most recent sweep, or all its finished runs when it has no sweep. With a sweep
-    id and no ``experiment``, the experiment is the parent run's. Raises ImblabError when the runs
-    were not all scored on the same test rows (a paired comparison needs that).
+    id and no ``experiment``, the experiment is the parent run's. A sweep still running raises
+    ImblabError unless ``partial``. Of several runs of one variant only the newest is kept unless
+    ``keep_reruns``. Raises ImblabError when the runs were not all scored on the same test rows (a
+    paired comparison needs that).
     """
     client = client_for(tracking_uri)
     sweep_id: str | None = None
+    parent: Run | None = None
     if sweep and sweep != ALL_RUNS:
         parent = _sweep_parent(client, sweep)
         sweep_id = parent.info.run_id
@@ -188,6 +207,13 @@ def load_sweep(
         exp = find_experiment(client, experiment or "imblab")
         if sweep is None:
             sweep_id = latest_sweep_id(client, exp.experiment_id)
+            parent = client.get_run(sweep_id) if sweep_id else None
+    progress = sweep_progress(client, parent) if parent else None
+    if progress and progress.running and not partial:
+        raise ImblabError(
+            f"sweep {sweep_id} is still running ({progress.finished} of {progress.expected} children "
+            "finished); rerun when it ends or pass --partial"
+        )
 
     filters = [f"tags.`{TAG_ROLE}` = '{ROLE_RUN}'"]
     if sweep_id:
@@ -201,6 +227,9 @@ def load_sweep(
             "leaving out %d run(s) that did not finish (FAILED, KILLED or still RUNNING)",
             len(candidates) - len(found),
         )
+    found, reruns = (found, 0) if keep_reruns else newest_per_variant(found)
+    if reruns:
+        log.info("leaving out %d older run(s) of variants run again (--all-runs keeps them)", reruns)
     if not found:
         where = f"sweep {sweep_id}" if sweep_id else f"experiment {exp.name!r}"
         if sweep_id and sweep is None:
@@ -210,13 +239,8 @@ def load_sweep(
             "check `imblab runs --all`, or pick another --sweep ID (or --sweep all) / --experiment"
         )
 
-    labels = [_label(r.data.tags) for r in found]
-    runs = []
-    for run, label in zip(found, labels, strict=True):
-        if labels.count(label) > 1:  # e.g. repeated runs in all-runs mode
-            label = f"{label} [{run.info.run_id[:7]}]"
-        runs.append(_load_run(run, label))
-    result = Sweep(exp.name, exp.experiment_id, sweep_id, client.tracking_uri, runs)
+    runs = [_load_run(run, label) for run, label in zip(found, labels(found), strict=True)]
+    result = Sweep(exp.name, exp.experiment_id, sweep_id, client.tracking_uri, runs, progress, reruns)
     check_same_test_set(result)
     return result
 

@@ -1,4 +1,8 @@
-"""The comparison as text: names, the verdict on each run, terminal table, Markdown and CSV columns."""
+"""The comparison as text: names, the verdict on each run, terminal table, Markdown and CSV columns.
+
+A sweep that is not complete says so first, in every format, and lists its job runs that did not
+finish under the ranked ones.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 from tabulate import tabulate
+
+from imblab.report.variants import base_label
 
 if TYPE_CHECKING:  # annotations only: a training run's plots need no MLflow reader
     from imblab.report.comparison import Comparison
@@ -31,6 +37,7 @@ FILES = {
     "csv": "comparison.csv",
     "html": "report.html",
 }
+TITLE_MARK = {"partial": " (PARTIAL)", "incomplete": " (INCOMPLETE)"}
 
 
 def nice(metric: str) -> str:
@@ -92,7 +99,59 @@ def display_table(comparison: Comparison, extra: Sequence[str] | None = None) ->
         for other in extra:
             row[f"test {nice(other)}"] = _ci(r[f"test_{other}"], r[f"test_{other}_lo"], r[f"test_{other}_hi"])
         rows.append(row)
+    progress = comparison.sweep.progress
+    for run in progress.unfinished if progress else ():
+        rows.append(
+            {
+                **dict.fromkeys(rows[0], "—"),
+                "variant": base_label(run.data.tags),
+                "run": run.info.run_id[:8],
+                "verdict": f"{run.info.status}: not compared",
+            }
+        )
     return pd.DataFrame(rows)
+
+
+def csv_table(comparison: Comparison) -> pd.DataFrame:
+    """The comparison table with each run's status; the sweep's job runs that did not finish follow
+    it, with no metrics."""
+    table = comparison.table.assign(status="FINISHED")
+    progress = comparison.sweep.progress
+    unfinished = [
+        {
+            "variant": base_label(run.data.tags),
+            "run_name": run.info.run_name,
+            "run_id": run.info.run_id,
+            **{k: run.data.tags.get(k, "?") for k in ("sampler", "model", "threshold_policy")},
+            "is_best": False,
+            "status": run.info.status,
+        }
+        for run in (progress.unfinished if progress else ())
+    ]
+    return pd.concat([table, pd.DataFrame(unfinished)], ignore_index=True) if unfinished else table
+
+
+def status_lines(comparison: Comparison) -> list[str]:
+    """What the comparison leaves out: unfinished jobs of a partial or incomplete sweep, reruns."""
+    sweep = comparison.sweep
+    lines = []
+    if sweep.state == "partial":
+        lines.append(
+            f"PARTIAL: sweep {sweep.sweep_id} is still running ({sweep.progress.describe()}); only the runs "
+            "finished so far are compared."
+        )
+    elif sweep.state == "incomplete":
+        lines.append(
+            f"INCOMPLETE: sweep {sweep.sweep_id} ended before all its jobs finished "
+            f"({sweep.progress.describe()}); its runs that did not finish are listed after the ranked "
+            "ones, not compared."
+        )
+    if sweep.reruns_left_out:
+        lines.append(
+            f"Left out {sweep.reruns_left_out} older run(s) of variants that were run again: each variant "
+            "is its newest finished run (imblab compare --all-runs keeps them)."
+        )
+    return lines
 
 
 def summary_lines(comparison: Comparison) -> list[str]:
@@ -100,9 +159,10 @@ def summary_lines(comparison: Comparison) -> list[str]:
     sweep = comparison.sweep
     y = sweep.y_test
     best = comparison.table.iloc[0]
-    source = f"sweep {sweep.sweep_id}" if sweep.sweep_id else "all finished runs"
+    source = f"sweep {sweep.sweep_id} ({sweep.state})" if sweep.sweep_id else "all finished runs"
     direction = "higher" if comparison.higher_is_better else "lower"
     return [
+        *status_lines(comparison),
         f"Experiment {sweep.experiment!r}, {source}: {len(sweep.runs)} runs on the same test set "
         f"({len(y)} rows, {int(y.sum())} positives).",
         f"Ranked by test {nice(comparison.metric)} ({direction} is better); best: {best['variant']} "
@@ -127,5 +187,5 @@ def text_table(comparison: Comparison) -> str:
 
 def markdown_table(comparison: Comparison) -> str:
     table = display_table(comparison).to_markdown(index=False)
-    title = f"# Comparison: {comparison.sweep.name}"
+    title = f"# Comparison: {comparison.sweep.name}{TITLE_MARK.get(comparison.sweep.state, '')}"
     return "\n\n".join([title, "\n".join(f"- {line}" for line in summary_lines(comparison)), table]) + "\n"

@@ -1,13 +1,19 @@
-"""``imblab serve``: MLflow's own pyfunc scoring server under uvicorn, in this process.
+"""``imblab serve``: a frozen model over REST, on imblab's own small ASGI app under uvicorn.
 
-It is the FastAPI app that ``mlflow models serve --env-manager local`` starts. The model URI is
-resolved against imblab's store first (``models:/secom-defects@champion`` works against the embedded
-SQLite registry), so the server needs no tracking access. A request is MLflow's JSON
-(``{"dataframe_split": {"columns": [...], "data": [[...]]}, "params": {"threshold": 0.3}}``); the
-answer holds ``decision`` and ``probability`` per row, and rows that do not match the model's feature
-columns get HTTP 400 with the reason. For large batches over REST, a Parquet body (``Content-Type:
-application/vnd.apache.parquet``) scores ~10x more rows/s than JSON in ``benchmarks/serving.py`` (it
-cannot carry ``params``: the frozen threshold applies).
+The app (``imblab.serving.app``) speaks MLflow's scoring protocol: ``POST /invocations`` with
+``{"dataframe_split": {"columns": [...], "data": [[...]]}, "params": {"threshold": 0.3}}`` (or
+``dataframe_records``, ``inputs``, ``instances``, a CSV or a Parquet body) returns
+``{"predictions": [...]}``, one object per row, exactly as ``mlflow models serve`` does for these models.
+
+Why not MLflow's own scoring server: it echoes a malformed body back whole, answers an empty table
+with a vague 400 carrying a Python stack trace with install paths, reads a body of any size, and
+spends most of a request in generic parsing (``benchmarks/serving.py`` measured it against the bare
+model; the figures are in the README). Here errors are one short JSON object, a body over
+``--max-body-mb`` is a 413, and a request costs little more than the model itself.
+
+The model URI is resolved against imblab's store first (``models:/secom-defects@champion`` works
+against the embedded SQLite registry); the model is downloaded and loaded once, before the port is
+bound, so a bad URI is an error at start, not at the first request.
 """
 
 from __future__ import annotations
@@ -24,7 +30,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from imblab.errors import ImblabError
-from imblab.registry.versions import load_frozen, parse_registered_uri
+from imblab.registry.versions import parse_registered_uri
+from imblab.serving.app import ENV_LABEL, ENV_MAX_BODY, ENV_MODEL_DIR, build_app
+from imblab.serving.scoring import ServedModel
+from imblab.tracking.artifacts import quiet_downloads
 from imblab.tracking.store import client_for
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -60,39 +69,41 @@ def serve(
     workers: int = 1,
     tracking_uri: str | None = None,
     access_log: bool = True,
+    max_body_mb: float = 64.0,
 ) -> None:
-    """Serve ``model_uri`` with MLflow's scoring server until interrupted (SIGINT / SIGTERM)."""
+    """Serve ``model_uri`` until interrupted (SIGINT / SIGTERM); bodies over ``max_body_mb`` get 413."""
     import uvicorn
-    from mlflow.pyfunc import scoring_server
 
     if workers < 1:
         raise ImblabError(f"--workers must be >= 1, got {workers}")
+    if not max_body_mb > 0:
+        raise ImblabError(f"--max-body-mb must be > 0, got {max_body_mb}")
     if not port_free(host, port):
         raise ImblabError(f"port {port} on {host} is in use; pick another one with --port")
     label = describe(client_for(tracking_uri), model_uri)
+    max_body = int(max_body_mb * 2**20)
     local = tempfile.mkdtemp(prefix="imblab-serve-")
     try:
         try:
-            path = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=local)
+            with quiet_downloads():
+                path = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=local)
         except (MlflowException, OSError) as exc:
             raise ImblabError(f"cannot fetch model {model_uri}: {exc}") from None
-        load_frozen(path)  # fail here, with a clear message, rather than in the server's import
-        # The same environment `mlflow models serve` gives its uvicorn (model path, request timeout).
-        _, env = scoring_server.get_cmd(path, port, host, None, workers)
-        os.environ.update(env)
+        model = ServedModel.load(path, label)  # once, before binding: a broken model fails here
         if host not in LOOPBACK:
             print(f"warning: serving on {host}: the model is reachable from other machines", file=sys.stderr)
         print(f"serving {label} at http://{host}:{port}/invocations (GET /ping for health)", flush=True)
-        # uvicorn re-raises SIGTERM once it has shut down; with the default handler that kills the
-        # process before `finally` removes the downloaded model, so turn it into a normal exit.
+        # uvicorn re-raises SIGTERM / SIGINT once it has shut down; with the default handlers that kills
+        # the process (or prints a KeyboardInterrupt traceback) before `finally` removes the downloaded
+        # model, so turn both into a normal exit.
         signal.signal(signal.SIGTERM, _exit_on_signal)
-        uvicorn.run(
-            "mlflow.pyfunc.scoring_server.app:app",
-            host=host,
-            port=port,
-            workers=workers,
-            access_log=access_log,
-            timeout_graceful_shutdown=5,
-        )
+        signal.signal(signal.SIGINT, _exit_on_signal)
+        options = {"host": host, "port": port, "access_log": access_log, "timeout_graceful_shutdown": 5}
+        if workers == 1:
+            uvicorn.run(build_app(model, max_body), **options)
+            return
+        # Worker processes import the app by name and load the model themselves, once each.
+        os.environ.update({ENV_MODEL_DIR: path, ENV_LABEL: label, ENV_MAX_BODY: str(max_body)})
+        uvicorn.run("imblab.serving.app:from_environment", factory=True, workers=workers, **options)
     finally:
         shutil.rmtree(local, ignore_errors=True)

@@ -24,6 +24,7 @@ from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
+from imblab.secrets import mask, mask_tags
 from imblab.tracking.artifacts import log_figures
 from imblab.tracking.layout import (
     ROLE_TRIAL,
@@ -37,12 +38,30 @@ from imblab.tracking.layout import (
     TAG_TRIAL_STATE,
     TUNING_DIR,
 )
+from imblab.tracking.lifecycle import client_run, location_tags
 from imblab.tracking.runs import PARAM_LIMIT, TAG_LIMIT
 
 log = logging.getLogger(__name__)
 
-# Optuna trial state -> MLflow run status of the trial's run
-MLFLOW_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+# Optuna trial state -> MLflow run status of the trial's run. A pruned trial is not an error (KILLED would
+# show a red cross in the UI): it ends FINISHED, and the tag optuna.state says PRUNED.
+MLFLOW_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
+RUN_NAME_LIMIT = 40  # what the MLflow UI's run column shows without cutting
+
+
+def trial_run_name(number: int, state: str, metric: str, value: float | None, steps: int, step: str) -> str:
+    """``trial-7 val_objective=1.0412``, ``trial-7 pruned@epoch 3``, ``trial-7 failed``: readable in the UI.
+
+    ``steps``: values reported before the end (a pruned trial stopped after that many ``step`` s).
+    """
+    prefix = f"trial-{number}"
+    if state == "COMPLETE" and value is not None:
+        value_text = f"={value:.4f}"
+        room = RUN_NAME_LIMIT - len(prefix) - 1 - len(value_text)
+        return f"{prefix} {metric[: max(room, 6)]}{value_text}"
+    if state == "PRUNED":
+        return f"{prefix} pruned@{step} {steps}"
+    return f"{prefix} {state.lower()}"
 
 
 @dataclass(frozen=True)
@@ -96,13 +115,23 @@ class TrialLogger:
         }
         if trial.error is not None:
             tags[TAG_ERROR] = trial.error[:TAG_LIMIT]
-        run = self.client.create_run(
-            self.experiment_id, start_time=start, tags=tags, run_name=f"trial-{trial.number}"
-        )
         scores = [float(s) for s in trial.fold_scores]
+        name = trial_run_name(trial.number, trial.state, self.metric, trial.value, len(scores), self.steps)
+        run = self.client.create_run(
+            self.experiment_id,
+            start_time=start,
+            tags=mask_tags({**tags, **location_tags()}),
+            run_name=name,
+        )
+        with client_run(self.client, run.info.run_id):  # never left RUNNING, even by a signal
+            self._fill(run.info.run_id, trial, scores, end)
+
+    def _fill(self, run_id: str, trial: TrialRecord, scores: list[float], end: int) -> None:
+        """Log the trial's scores and params on its run and end it with the trial's state."""
+        start = _ms(trial.start)
         per_fold = self.steps == "fold"
-        name = f"cv_fold_{self.metric}" if per_fold else f"{self.steps}_{self.metric}"
-        metrics = [Metric(name, s, end, k) for k, s in enumerate(scores)]
+        series = f"cv_fold_{self.metric}" if per_fold else f"{self.steps}_{self.metric}"
+        metrics = [Metric(series, s, end, k) for k, s in enumerate(scores)]
         summary = {
             "duration_seconds": (end - (start or end)) / 1000,
             f"{self.steps}s_done": float(len(scores)),
@@ -117,8 +146,8 @@ class TrialLogger:
             summary["n_estimators_effective"] = float(trial.n_estimators)
         metrics += [Metric(k, v, end, 0) for k, v in summary.items()]
         params = [Param(k, str(v)[:PARAM_LIMIT]) for k, v in trial.params.items()]
-        self.client.log_batch(run.info.run_id, metrics=metrics, params=params)
-        self.client.set_terminated(run.info.run_id, MLFLOW_STATUS.get(trial.state, "FAILED"), end_time=end)
+        self.client.log_batch(run_id, metrics=metrics, params=params)
+        self.client.set_terminated(run_id, MLFLOW_STATUS.get(trial.state, "FAILED"), end_time=end)
 
 
 @dataclass
@@ -141,12 +170,14 @@ class StudyRecord:
 def log_study(study: optuna.Study, record: StudyRecord) -> None:
     """Best parameters, counts, plots and the trial table on the active MLflow run."""
     mlflow.set_tags(
-        {
-            TAG_STUDY: record.name,
-            TAG_STORAGE: record.storage,
-            TAG_STUDY_DIRECTION: record.direction,
-            TAG_STUDY_METRIC: record.metric,
-        }
+        mask_tags(
+            {
+                TAG_STUDY: record.name,
+                TAG_STORAGE: record.storage,
+                TAG_STUDY_DIRECTION: record.direction,
+                TAG_STUDY_METRIC: record.metric,
+            }
+        )
     )
     metrics = {
         "tuning_seconds": record.seconds,
@@ -170,20 +201,21 @@ def log_study(study: optuna.Study, record: StudyRecord) -> None:
             best_trial=record.best_trial, best_value=record.best_value, best_params=record.best_params
         )
     mlflow.log_metrics(metrics)
-    mlflow.log_text(
-        json.dumps({**summary, "setup": record.setup}, indent=2, default=str), f"{TUNING_DIR}/study.json"
-    )
+    study_json = json.dumps({**summary, "setup": record.setup}, indent=2, default=str)
+    mlflow.log_text(mask(study_json), f"{TUNING_DIR}/study.json")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         frame = study.trials_dataframe(
             attrs=("number", "state", "value", "datetime_start", "duration", "params", "user_attrs")
         )
-        mlflow.log_text(frame.to_csv(index=False), f"{TUNING_DIR}/trials.csv")
-        log_figures(_study_figures(study), TUNING_DIR)
+        # user_attrs carry failed trials' error messages
+        mlflow.log_text(mask(frame.to_csv(index=False)), f"{TUNING_DIR}/trials.csv")
+        log_figures(study_figures(study, record.metric), TUNING_DIR)
 
 
-def _study_figures(study: optuna.Study) -> dict[str, Figure]:
-    """Optuna's optimisation-history and parameter-importance plots (those that can be drawn)."""
+def study_figures(study: optuna.Study, metric: str) -> dict[str, Figure]:
+    """Optuna's optimisation-history and parameter-importance plots (those that can be drawn), their axis
+    labelled with the study's metric (Optuna's single-objective plots default to 'Objective Value')."""
     from optuna.visualization import matplotlib as ovm
 
     plots: dict[str, Callable[[optuna.Study], Any]] = {
@@ -193,7 +225,7 @@ def _study_figures(study: optuna.Study) -> dict[str, Figure]:
     figures = {}
     for name, plot in plots.items():
         try:
-            ax = plot(study)
+            ax = plot(study, target_name=metric)
             figure = ax.figure if hasattr(ax, "figure") else np.ravel(ax)[0].figure
             figure.tight_layout()
         except Exception as exc:  # e.g. importances need two COMPLETE trials with varied parameters

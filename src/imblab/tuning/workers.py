@@ -11,6 +11,7 @@ import warnings
 import optuna
 from optuna.trial import TrialState
 
+from imblab.process import liveness
 from imblab.tuning.attrs import ATTR_WORKER
 
 log = logging.getLogger(__name__)
@@ -26,13 +27,7 @@ def process_gone(worker: str) -> bool:
     host, _, pid = worker.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return liveness(int(pid)) != "alive"
 
 
 def reap_dead_trials(study: optuna.Study) -> int:
