@@ -8,8 +8,9 @@ import tempfile
 import time
 
 
-def timed_train(args: list[str], env: dict[str, str]) -> tuple[float, list[dict[str, float]]]:
-    """Wall seconds of ``imblab train <args>`` and the metrics of its training runs, oldest first.
+def timed_train(args: list[str], env: dict[str, str]) -> tuple[float, list[tuple[dict[str, float], float]]]:
+    """Wall seconds of ``imblab train <args>`` and, for each of its training runs (oldest first), its
+    metrics and its own seconds (MLflow start to end: one job of a sweep).
 
     Exits with the command's stderr when it fails: a benchmark of a failing command means nothing.
     """
@@ -29,4 +30,4 @@ def timed_train(args: list[str], env: dict[str, str]) -> tuple[float, list[dict[
         client = MlflowClient(uri)
         exp = client.get_experiment_by_name("bench")
         runs = client.search_runs([exp.experiment_id], "tags.`imblab.role` = 'run'", order_by=["start_time"])
-        return elapsed, [dict(r.data.metrics) for r in runs]
+        return elapsed, [(dict(r.data.metrics), (r.info.end_time - r.info.start_time) / 1000) for r in runs]
