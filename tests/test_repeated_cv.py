@@ -4,6 +4,7 @@ small run on SECOM through the CLI."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import mlflow
@@ -219,6 +220,8 @@ def test_repeated_cv_on_secom_through_the_cli(tmp_path: Path, tracking_uri: str,
     assert 0.066 < m["rcv_pr_auc"] < 1.0 and 0.5 < m["rcv_roc_auc"] < 1.0  # better than chance
     history = MlflowClient(tracking_uri).get_metric_history(run.info.run_id, "rcv_fold_recall")
     assert sorted(h.step for h in history) == list(range(6))
+    # The console summary shows the outer-fold means where a holdout run shows its test row.
+    assert re.search(rf"^  rcv +{m['rcv_pr_auc']:.4f} ", proc.stdout, re.M), proc.stdout
 
 
 def test_repeated_cv_refuses_tuning() -> None:
