@@ -18,37 +18,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
+
+from timing import timed_train  # benchmarks/ is on sys.path when a script in it runs
 
 REPO = Path(__file__).resolve().parents[1]
 POLICIES = "fixed,best_f1,min_cost,max_roi"
 
 
 def timed_sweep(policies: str, extra: list[str], env: dict[str, str]) -> float:
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [
-            sys.executable,
-            "-m",
-            "imblab",
-            "train",
-            "-m",
-            f"threshold={policies}",
-            f"tracking.uri=sqlite:///{tmp}/mlruns/mlflow.db",
-            "tracking.experiment=bench",
-            *extra,
-        ]
-        start = time.perf_counter()
-        proc = subprocess.run(
-            cmd, cwd=tmp, capture_output=True, text=True, env={**env, "IMBLAB_CACHE_DIR": f"{tmp}/cache"}
-        )
-        elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        sys.exit(f"benchmark command failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
-    return elapsed
+    return timed_train(["-m", f"threshold={policies}", *extra], env)[0]
 
 
 def main() -> None:

@@ -24,6 +24,8 @@ def options(group: str) -> list[str]:
 def test_every_group_has_options() -> None:
     for group in ("data", "split", "preprocess", "preprocess/scaler", "sampler", "model", "threshold"):
         assert options(group), group
+    assert set(options("evaluation")) == {"holdout", "repeated_cv", "time_cv"}
+    assert set(options("calibration")) == {"none", "sigmoid", "isotonic"}
     assert set(options("tuning/pruner")) == {"percentile", "median", "wilcoxon", "none"}
 
 
@@ -31,7 +33,17 @@ def test_every_group_has_options() -> None:
     ("group", "option"),
     [
         (g, o)
-        for g in ("split", "preprocess", "preprocess/scaler", "sampler", "model", "threshold", "tracking")
+        for g in (
+            "split",
+            "evaluation",
+            "preprocess",
+            "preprocess/scaler",
+            "sampler",
+            "model",
+            "calibration",
+            "threshold",
+            "tracking",
+        )
         for o in options(g)
     ],
 )
@@ -96,6 +108,12 @@ def test_scaler_group_reaches_the_pipeline() -> None:
             "data=table",
             r"missing required config values: \['data.path', 'data.target'\]; .*: data.path=\.\.\. ",
         ),
+        ("evaluation=repeated_cv evaluation.folds=1", "evaluation.folds must be a whole number >= 2"),
+        ("evaluation=repeated_cv evaluation.kind=time", "set evaluation.repeats=1"),
+        ("evaluation=repeated_cv evaluation.kind=random", "evaluation.kind must be one of"),
+        ("evaluation=repeated_cv tuning=optuna", "tune with evaluation=holdout"),
+        ("calibration=sigmoid calibration.method=platt", "calibration.method must be one of"),
+        ("calibration=isotonic calibration.folds=1", "calibration.folds must be a whole number >= 2"),
     ],
 )
 def test_bad_values_are_clear_errors(override: str, message: str) -> None:

@@ -29,7 +29,7 @@ from imblab.tracking.sweeps import sweep_progress
 from tests.conftest import FAST, QUICK
 from tests.support.cli import imblab, runs_of
 
-SMOTE_VARIANTS = {"sampler=smote", "sampler=smote_enn", "sampler=smote_tomek"}
+SMOTE_VARIANTS = {"sampler=smote", "sampler=smote_enn", "sampler=smote_tomek", "sampler=smotenc"}
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from imblab.metrics.names import METRIC_NAMES
 from imblab.pipeline import SAMPLER_STEP, model_of, predict_pipeline, sampler_of
 from imblab.protocol.split import holdout_split
 from tests.conftest import FAST, compose_config
-from tests.support.recording import recorded_fits
+from tests.support.recording import recorded_fits, recording_overrides
 
 
 def _experiment(*overrides: str):
@@ -69,6 +69,7 @@ def test_run_logs_params_metrics_tags_artifacts_and_one_model(tracking_uri: str)
         "confusion_matrix_cv.png",
         "pr_roc_curves.png",
         "threshold_curves.png",
+        "reliability.png",
     }
     scores = {Path(f.path).name for f in client.list_artifacts(out.run_id, "scores")}
     assert {"oof_scores.parquet", "test_scores.parquet", "cv_folds.csv"} <= scores
@@ -259,17 +260,7 @@ def test_resampling_sees_training_fold_rows_only(tracking_uri: str, tmp_path: Pa
     log_path = tmp_path / "fits.jsonl"
     out = _run(
         tracking_uri,
-        "data=table",
-        f"data.path={path}",
-        "data.target=target",
-        "preprocess=none",  # keeps the row_id column intact as feature 0
-        "sampler=smote",
-        "sampler.estimator._target_=tests.support.recording.RecordingSampler",
-        f"+sampler.estimator.log_path={log_path}",
-        "+sampler.estimator.id_column=0",
-        "~sampler.estimator.k_neighbors",
-        "~sampler.estimator.random_state",
-        "cache.enabled=false",
+        *recording_overrides(path, log_path),
         base=tuple(o for o in FAST if not o.startswith(("data", "sampler"))),
     )
     oof, test = (

@@ -56,7 +56,11 @@ def test_parse_metric_name_forms() -> None:
         ("pr_auc", {}, "needs a prefix"),
         ("cv_pr_auc", {"prefixes": ("test",)}, "cv_ prefix is not accepted"),
         ("test_nope", {}, "unknown metric 'test_nope'"),
-        ("holdout_pr_auc", {"bare": True}, r"use test_<m> or cv_<m> or <m> with <m> one of \['accuracy'"),
+        (
+            "holdout_pr_auc",
+            {"bare": True},
+            r"use test_<m> or cv_<m> or rcv_<m> or <m> with <m> one of \['accuracy'",
+        ),
     ]:
         with pytest.raises(MetricNameError, match=match):
             parse_metric_name(name, **kwargs)

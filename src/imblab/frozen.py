@@ -18,6 +18,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
+from imblab.categorical import categorical_inputs
 from imblab.errors import ImblabError
 from imblab.pipeline import positive_proba
 
@@ -65,7 +66,9 @@ class FrozenModel(mlflow.pyfunc.PythonModel):
         # 590 columns (usually of one dtype), and per-column work cost milliseconds of serving latency.
         dtypes = X.dtypes
         odd = {d for d in set(dtypes) if not pd.api.types.is_numeric_dtype(d)}
-        bad = [c for c, d in dtypes.items() if d in odd] if odd else []
+        # Categorical columns stay as they come (text, numbers or categories): the pipeline encodes them.
+        categorical = set(categorical_inputs(self.pipeline)) if odd else set()
+        bad = [c for c, d in dtypes.items() if d in odd and c not in categorical] if odd else []
         if bad:
             X = X.copy()
             try:
@@ -73,12 +76,16 @@ class FrozenModel(mlflow.pyfunc.PythonModel):
             except (ValueError, TypeError) as exc:
                 names = [str(c) for c in bad[:10]]
                 raise ImblabError(f"non-numeric values in feature column(s) {names}: {exc}") from None
+        if categorical:
+            return X.astype({c: float for c in X.columns if c not in categorical})
         return X.astype(float)
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """P(positive) for every row."""
         X = self.check_columns(frame)
-        if np.isinf(X.to_numpy()).any():
+        categorical = categorical_inputs(self.pipeline)
+        numeric = X.drop(columns=categorical) if categorical else X
+        if np.isinf(numeric.to_numpy()).any():
             raise ImblabError("prediction input holds infinite values; replace them with NaN (missing)")
         return positive_proba(self.pipeline, X)
 

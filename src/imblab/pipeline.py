@@ -1,19 +1,24 @@
 """The leakage-free pipeline: preprocess -> sampler -> model, as one imblearn ``Pipeline``.
 
 The sampler sits *inside* the pipeline that cross-validation clones, so resampling is fitted on each
-training fold only and is skipped at predict time. The frozen model drops it entirely. Everything
-here works on built objects; turning config into them is ``imblab.config``'s job.
+training fold only and is skipped at predict time. The frozen model drops it entirely. With
+``calibration`` on, the unit every fit clones is that pipeline wrapped in a calibrator (``calibrated``).
+Everything here works on built objects; turning config into them is ``imblab.config``'s job.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
 from imblearn.pipeline import Pipeline as ImbPipeline
 from sklearn.base import clone
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline as SkPipeline
 
+from imblab.config.specs import CalibrationSpec
 from imblab.errors import ImblabError
 
 SAMPLER_STEP = "sampler"
@@ -51,8 +56,48 @@ def with_model_params(pipeline: ImbPipeline, params: dict[str, Any] | None) -> I
     return fresh
 
 
-def predict_pipeline(fitted: ImbPipeline) -> SkPipeline:
-    """The fitted pipeline without its sampler: what is frozen and served."""
+def calibrated(pipeline: ImbPipeline, spec: CalibrationSpec) -> Any:
+    """``pipeline`` as the unit every fit clones: itself, or wrapped in a calibrator when calibration is on.
+
+    Why ``CalibratedClassifierCV(pipeline, cv=k, ensemble=False)``: each of its k folds fits the *whole*
+    pipeline, sampler included, on its training part and scores its held-out part, rows no sampler ever
+    saw, so the calibrator learns the map from scores to the true class prior (resampling shifts the
+    prior; calibrating on resampled rows would learn the shifted one). ``ensemble=False`` then refits the
+    pipeline on all of the fit's rows, the same fit as without calibration, and freezes one model with
+    one calibrator: sigmoid calibration is then a monotone map of the uncalibrated scores (same ranking,
+    same PR-AUC), and the frozen model is one pipeline, not k. The price is k extra fits per fit; a
+    held-out calibration split would be cheaper but would take rows, and positives, from every fit.
+    """
+    if not spec.enabled:
+        return pipeline
+    folds = StratifiedKFold(spec.folds, shuffle=True, random_state=spec.seed)
+    return CalibratedClassifierCV(pipeline, method=spec.method, cv=folds, ensemble=False)
+
+
+def base_pipeline(estimator: Any) -> Any:
+    """The preprocess -> sampler -> model pipeline inside ``estimator`` (itself when not calibrated)."""
+    return estimator.estimator if isinstance(estimator, CalibratedClassifierCV) else estimator
+
+
+def calibration_folds(estimator: Any) -> Any | None:
+    """The calibration folds' splitter of a ``calibrated`` estimator, else None."""
+    return estimator.cv if isinstance(estimator, CalibratedClassifierCV) else None
+
+
+def predict_pipeline(fitted: Any) -> Any:
+    """The fitted pipeline without its sampler: what is frozen and served.
+
+    A calibrated fit keeps its calibrator; its refitted pipeline loses the sampler (a shallow copy:
+    the fitted object itself, e.g. a cached one, is not changed).
+    """
+    if isinstance(fitted, CalibratedClassifierCV):
+        frozen = copy.copy(fitted)
+        frozen.calibrated_classifiers_ = []
+        for member in fitted.calibrated_classifiers_:
+            member = copy.copy(member)
+            member.estimator = predict_pipeline(member.estimator)
+            frozen.calibrated_classifiers_.append(member)
+        return frozen
     return SkPipeline([(name, step) for name, step in fitted.steps if name != SAMPLER_STEP])
 
 
@@ -76,13 +121,13 @@ def _neighbour_requirements(sampler: Any) -> dict[str, int]:
     return needs
 
 
-def check_sampler_feasible(pipeline: ImbPipeline, sampler_name: str, minority_counts: list[int]) -> None:
+def check_sampler_feasible(pipeline: Any, sampler_name: str, minority_counts: list[int]) -> None:
     """Fail before any fit when a fold has too few minority rows for the sampler's neighbours.
 
     ``minority_counts`` are the minority-class sizes of every training set the sampler will see
-    (each CV training fold and the full training set).
+    (each CV training fold and the full training set; with calibration, their calibration folds).
     """
-    sampler = sampler_of(pipeline)
+    sampler = sampler_of(base_pipeline(pipeline))
     if sampler is None:
         return
     smallest = min(minority_counts)

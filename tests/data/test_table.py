@@ -137,9 +137,14 @@ def test_load_table_unknown_id_and_ambiguous_timestamps(tmp_path: Path) -> None:
 
 
 def test_load_table_non_numeric_feature_suggests_drop(tmp_path: Path) -> None:
+    """Text columns are categorical features (tests/data/test_categorical_table.py), unless they look like
+    identifiers: a distinct value in (almost) every row."""
     path = tmp_path / "t.csv"
-    pd.DataFrame({"x": [1.0, 2.0], "tool": ["A", "B"], "y": [0, 1]}).to_csv(path, index=False)
-    with pytest.raises(ImblabError, match=r"'tool'.*data\.drop_columns=\[tool\]"):
+    n = 120
+    tools = [f"T{i}" for i in range(n)]
+    frame = pd.DataFrame({"x": np.arange(n, dtype=float), "tool": tools, "y": [0, 1] * (n // 2)})
+    frame.to_csv(path, index=False)
+    with pytest.raises(ImblabError, match=r"'tool'.*identifier.*data\.drop_columns=\[tool\]"):
         load_table(str(path), target="y")
 
 

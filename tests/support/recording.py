@@ -30,3 +30,21 @@ class RecordingSampler(BaseEstimator):
 
 def recorded_fits(log_path: str | Path) -> list[set[int]]:
     return [set(json.loads(line)) for line in Path(log_path).read_text().splitlines()]
+
+
+def recording_overrides(table: str | Path, log_path: str | Path) -> list[str]:
+    """Overrides that train on ``table`` (a ``target`` column, the row id as feature 0) with a
+    RecordingSampler in the sampler's place logging to ``log_path``; no fit cache, so every fit runs."""
+    return [
+        "data=table",
+        f"data.path={table}",
+        "data.target=target",
+        "preprocess=none",  # keeps the row_id column intact as feature 0
+        "sampler=smote",
+        "sampler.estimator._target_=tests.support.recording.RecordingSampler",
+        f"+sampler.estimator.log_path={log_path}",
+        "+sampler.estimator.id_column=0",
+        "~sampler.estimator.k_neighbors",
+        "~sampler.estimator.random_state",
+        "cache.enabled=false",
+    ]

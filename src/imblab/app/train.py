@@ -17,6 +17,9 @@ def _task(cfg: Any) -> float:
     experiment = experiment_from_config(cfg)
     outcome = run_experiment(experiment, parent_run_id(in_multirun()), progress_display())
     report_run(resolve_tracking_uri(experiment.tracking.uri), outcome.run_id, outcome.model_uri)
+    # The job's return value: test PR-AUC, or its repeated-CV mean (evaluation=repeated_cv has no test set).
+    if outcome.rcv_metrics:
+        return float(outcome.rcv_metrics["rcv_pr_auc"])
     return float(outcome.test_metrics["pr_auc"])
 
 

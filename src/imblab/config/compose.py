@@ -19,8 +19,10 @@ from omegaconf import DictConfig, OmegaConf
 from imblab.config.params import check_params
 from imblab.config.specs import (
     CacheSpec,
+    CalibrationSpec,
     CVSpec,
     EarlyStoppingSpec,
+    EvaluationSpec,
     Experiment,
     SplitSpec,
     TrackingSpec,
@@ -182,6 +184,15 @@ def experiment_from_config(cfg: DictConfig | dict[str, Any]) -> Experiment:
     cv = section(config, "cv")
     cache = config.get("cache") or {}
     model = section(config, "model")
+    # Configs logged before evaluation/calibration existed (the registry reads them back) mean the defaults.
+    evaluation = typed_spec(EvaluationSpec, config.get("evaluation") or {}, "evaluation")
+    tuning = tuning_spec(config.get("tuning"))
+    if evaluation.repeated and tuning.enabled:
+        raise ImblabError(
+            "evaluation=repeated_cv does not tune inside every outer fold yet, and tuning on all rows "
+            "would leak the outer-test labels into the model; tune with evaluation=holdout, then rerun "
+            "with the best values as model.estimator.<param>=... overrides and tuning=none"
+        )
     return Experiment(
         load_data=functools.partial(load_dataset, section(config, "data")),
         pipeline=build_pipeline(config),
@@ -193,8 +204,10 @@ def experiment_from_config(cfg: DictConfig | dict[str, Any]) -> Experiment:
         cv=typed_spec(CVSpec, cv, "cv"),
         cache=CacheSpec(bool(cache.get("enabled", False)), cache.get("dir")),
         tracking=typed_spec(TrackingSpec, section(config, "tracking"), "tracking"),
-        tuning=tuning_spec(config.get("tuning")),
+        tuning=tuning,
         search_space=dict(model.get("search_space") or {}),
         seed=int(config.get("seed", 0)),
         config=config,
+        evaluation=evaluation,
+        calibration=typed_spec(CalibrationSpec, config.get("calibration") or {}, "calibration"),
     )

@@ -82,6 +82,75 @@ class CVSpec:
         object.__setattr__(self, "n_jobs", n_jobs(self.n_jobs, "cv.n_jobs"))
 
 
+EVALUATIONS = ("holdout", "repeated_cv")
+OUTER_KINDS = ("stratified", "time")
+CALIBRATIONS = ("none", "sigmoid", "isotonic")
+
+
+@dataclass(frozen=True)
+class EvaluationSpec:
+    """How a run estimates performance: one ``holdout`` split (the ``split`` group), or ``repeated_cv``.
+
+    ``repeated_cv``: ``repeats`` x ``folds`` outer folds over all rows (``kind=stratified``: repeated
+    stratified K-fold seeded by ``seed``; ``kind=time``: ``folds`` forward-chaining folds by timestamp,
+    deterministic, so ``repeats`` must be 1). The whole holdout protocol runs inside every outer-training
+    part; ``level`` is the confidence level of the logged intervals.
+    """
+
+    name: str = "holdout"
+    kind: str = "stratified"
+    repeats: int = 5
+    folds: int = 5
+    seed: int = 42
+    level: float = 0.95
+
+    def __post_init__(self) -> None:
+        if self.name not in EVALUATIONS:
+            raise ImblabError(f"evaluation.name must be one of {list(EVALUATIONS)}, got {self.name!r}")
+        if self.kind not in OUTER_KINDS:
+            raise ImblabError(f"evaluation.kind must be one of {list(OUTER_KINDS)}, got {self.kind!r}")
+        object.__setattr__(self, "repeats", whole(self.repeats, "evaluation.repeats"))
+        object.__setattr__(self, "folds", whole(self.folds, "evaluation.folds", minimum=2))
+        object.__setattr__(self, "seed", whole(self.seed, "evaluation.seed", minimum=0))
+        level = number(self.level, "evaluation.level")
+        if not 0.0 < level < 1.0:
+            raise ImblabError(f"evaluation.level must be in (0, 1), got {self.level}")
+        object.__setattr__(self, "level", level)
+        if self.repeated and self.kind == "time" and self.repeats != 1:
+            raise ImblabError(
+                f"evaluation.kind=time folds are fixed by the timestamps, so repeating them gives the same "
+                f"folds; set evaluation.repeats=1 (got {self.repeats})"
+            )
+
+    @property
+    def repeated(self) -> bool:
+        """True for ``repeated_cv`` (outer folds), False for the holdout split."""
+        return self.name == "repeated_cv"
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    """Probability calibration fitted inside every fit on rows its sampler never saw (``imblab.pipeline``).
+
+    ``method``: ``none``, ``sigmoid`` (Platt) or ``isotonic``; ``folds``: the calibration folds of
+    every fit; ``seed`` shuffles them.
+    """
+
+    method: str = "none"
+    folds: int = 3
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.method not in CALIBRATIONS:
+            raise ImblabError(f"calibration.method must be one of {list(CALIBRATIONS)}, got {self.method!r}")
+        object.__setattr__(self, "folds", whole(self.folds, "calibration.folds", minimum=2))
+        object.__setattr__(self, "seed", whole(self.seed, "calibration.seed", minimum=0))
+
+    @property
+    def enabled(self) -> bool:
+        return self.method != "none"
+
+
 @dataclass(frozen=True)
 class CacheSpec:
     """Where fitted pipelines are cached (``None`` or ``enabled=False``: always fit)."""
@@ -158,6 +227,8 @@ class Experiment:
     search_space: dict[str, Any]
     seed: int
     config: dict[str, Any]
+    evaluation: EvaluationSpec = field(default_factory=EvaluationSpec)
+    calibration: CalibrationSpec = field(default_factory=CalibrationSpec)
 
     @property
     def run_name(self) -> str:

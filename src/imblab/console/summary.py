@@ -76,10 +76,16 @@ def _fit_note(run: Run) -> str:
     return f"fitted, cached as {key}" if cached else "fitted (cache.enabled=false)"
 
 
+def _parts(run: Run) -> tuple[str, ...]:
+    """The metric prefixes to show: a repeated-CV run has outer-fold means (rcv_) instead of a test set."""
+    parts = workload_of(run).parts
+    return tuple("rcv" if p == "test" and "rcv_pr_auc" in run.data.metrics else p for p in parts)
+
+
 def result_line(run: Run) -> str:
     """One line per run of a sweep: id, variant, the ranking and test metric, threshold, cache."""
     work, metrics = workload_of(run), run.data.metrics
-    shown = [work.rank_metric, f"test_{work.rank_metric.split('_', 1)[1]}"]
+    shown = [work.rank_metric, f"{_parts(run)[-1]}_{work.rank_metric.split('_', 1)[1]}"]
     parts = [f"run {run.info.run_id}", variant(run), *(f"{m} {_number(metrics.get(m))}" for m in shown)]
     if "threshold" in run.data.tags:
         parts.append(f"threshold {run.data.tags['threshold']}")
@@ -92,7 +98,7 @@ def metrics_table(run: Run) -> list[str]:
     work, metrics = workload_of(run), run.data.metrics
     widths = [max(len(m), 6) + 2 for m in work.metrics]
     rows = ["  " + " " * 6 + "".join(m.ljust(w) for m, w in zip(work.metrics, widths, strict=True)).rstrip()]
-    for part in work.parts:
+    for part in _parts(run):
         cells = [
             _number(metrics.get(f"{part}_{m}")).ljust(w) for m, w in zip(work.metrics, widths, strict=True)
         ]

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import is_datetime64_any_dtype, is_numeric_dtype
 
+from imblab.data.categories import categorical_columns
 from imblab.errors import ImblabError
 
 TARGET_NAME = "target"
@@ -123,7 +124,8 @@ class Dataset:
             )
 
     def _validate_features(self) -> None:
-        X = self.X
+        # Categorical (pandas category) columns are features too; the numeric checks are for the rest.
+        X = self.X.drop(columns=categorical_columns(self.X))
         non_numeric = [c for c in X.columns if not is_numeric_dtype(X[c])]
         if non_numeric:
             kinds = ", ".join(f"{c!r} ({X[c].dtype})" for c in non_numeric[:10])
@@ -132,7 +134,7 @@ class Dataset:
             raise ImblabError(
                 f"data set '{self.name}' has non-numeric feature columns: {kinds}{more}. Drop them with "
                 f"data.drop_columns=[{listed}], declare id columns with data.id_columns, or encode them as "
-                "numbers before loading."
+                "numbers (or as pandas category columns) before loading."
             )
         values = X.to_numpy(dtype=np.float64, na_value=np.nan)
         inf_cols = [X.columns[j] for j in np.flatnonzero(np.isinf(values).any(axis=0))]
@@ -144,7 +146,7 @@ class Dataset:
                 "(treated as missing) or drop those columns (data.drop_columns)."
             )
         empty = [X.columns[j] for j in np.flatnonzero(np.isnan(values).all(axis=0))]
-        if len(empty) == X.shape[1]:
+        if X.shape[1] and len(empty) == X.shape[1]:
             raise ImblabError(
                 f"data set '{self.name}': every feature column is entirely missing (NaN); check the file's "
                 "separator/format and data.drop_columns."

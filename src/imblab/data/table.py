@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import is_datetime64_any_dtype, is_numeric_dtype
 
+from imblab.data.categories import as_category_text
 from imblab.data.dataset import TARGET_NAME, Dataset, py_scalar, sorted_values
 from imblab.errors import ImblabError
 
@@ -60,12 +61,14 @@ def load_table(
     id_columns: list[str] | None = None,
     timestamp_column: str | None = None,
     name: str | None = None,
+    categorical_columns: list[str] | None = None,
 ) -> Dataset:
     """Load a CSV (``.csv``, ``.csv.gz``) or Parquet (``.parquet``, ``.pq``) file as a binary Dataset.
 
     ``target`` must have exactly two classes. 0/1, False/True and -1/1 targets map the larger value to 1;
     any other pair (e.g. "pass"/"fail") needs ``positive_label``. ``id_columns`` and ``timestamp_column``
-    leave X and travel in ``ids`` / ``timestamps``; numeric features become float64.
+    leave X and travel in ``ids`` / ``timestamps``; numeric features become float64; text/category
+    features and the numeric ones named in ``categorical_columns`` become categorical features.
     """
     df, stem = read_frame(path)
     p = Path(path).expanduser()
@@ -97,6 +100,7 @@ def load_table(
     timestamps = _parse_timestamps(df[timestamp_column], timestamp_column, p) if timestamp_column else None
     ids = df[id_columns].copy() if id_columns else None
     X = df.drop(columns=[target, *special])
+    X = _categorical_features(X, list(categorical_columns or []), p)
     # Numeric features (ints, bools, nullable types) become float64 with NaN; anything else is left as is so
     # that validate() can name it.
     X = X.astype({c: np.float64 for c in X.columns if is_numeric_dtype(X[c])})
@@ -104,6 +108,38 @@ def load_table(
     ds = Dataset(name=name or stem, X=X, y=y, timestamps=timestamps, ids=ids)
     ds.validate()
     return ds
+
+
+def _categorical_features(X: pd.DataFrame, declared: list[str], path: Path) -> pd.DataFrame:
+    """Text and category columns, and the ``declared`` ones (numeric codes), as categorical features.
+
+    Inferred from the dtype so a table with a tool or shift column just works; numeric codes (tool 7)
+    stay numbers unless declared in ``data.categorical_columns``. Values become text categories
+    (``imblab.data.categories``); the categories a model knows are learned inside each training fold.
+    """
+    absent = [c for c in declared if c not in X.columns]
+    if absent:
+        raise ImblabError(
+            f"data.categorical_columns {absent} are not feature columns of {path} (the target, id, timestamp "
+            f"and dropped columns are not features); feature columns (first 20): {list(X.columns)[:20]}."
+        )
+    inferred = [c for c in X.columns if not is_numeric_dtype(X[c]) and not is_datetime64_any_dtype(X[c])]
+    columns = [*declared, *(c for c in inferred if c not in declared)]
+    if not columns:
+        return X
+    X = X.copy()
+    for c in columns:
+        text = as_category_text(X[c])
+        distinct = int(text.nunique())
+        # One category per row teaches nothing and one-hot encodes into a column per row: an identifier.
+        if distinct > max(50, len(X) // 2):
+            raise ImblabError(
+                f"feature column '{c}' in {path} has {distinct} distinct text values in {len(X)} rows: it "
+                "looks like an identifier or free text, not a category. Declare it with "
+                f"data.id_columns=[{c}] or drop it with data.drop_columns=[{c}]."
+            )
+        X[c] = text.astype("category")
+    return X
 
 
 def _binary_target(s: pd.Series, target: str, positive_label: Any, path: Path) -> pd.Series:

@@ -5,8 +5,9 @@ Tuning, promotion and comparison all take a metric name from the user (``tuning.
 :func:`imblab.metrics.core.threshold_metrics` needs one entry below and every command agrees on it.
 
 Logged names carry a prefix saying which scores they come from: ``cv_<m>`` out-of-fold training
-scores, ``test_<m>`` the held-out test set. Pure Python (no numpy), so a CLI can check a name before
-importing anything heavy.
+scores, ``test_<m>`` the held-out test set, ``rcv_<m>`` the mean over the outer test folds of
+``evaluation=repeated_cv`` (with ``rcv_<m>_ci_low``/``_ci_high`` and per-fold ``rcv_fold_<m>``).
+Pure Python (no numpy), so a CLI can check a name before importing anything heavy.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from types import MappingProxyType
 
 from imblab.errors import ImblabError
 
-# Prefixes of logged metric names: out-of-fold (cross-validation) and held-out test scores.
-PREFIXES: tuple[str, ...] = ("test", "cv")
+# Prefixes of logged metric names: held-out test, out-of-fold (cross-validation) and repeated-CV outer folds.
+PREFIXES: tuple[str, ...] = ("test", "cv", "rcv")
 
 # Metrics that can be bootstrapped from (labels, scores, threshold, costs) of the test rows, in the
 # order comparison tables list them (ranking metrics first). The counts (tn, fp, ...) scale with the

@@ -23,7 +23,7 @@ from sklearn.model_selection import StratifiedKFold
 from imblab.config.specs import CVSpec
 from imblab.data.dataset import Dataset
 from imblab.errors import ImblabError
-from imblab.pipeline import check_sampler_feasible, positive_proba
+from imblab.pipeline import calibration_folds, check_sampler_feasible, positive_proba
 from imblab.protocol.split import Split
 
 
@@ -55,10 +55,30 @@ def cv_folds(
     return list(skf.split(np.zeros(len(y_train)), y_train))
 
 
-def minority_counts(y_train: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]]) -> list[int]:
-    """Minority-class size of every training set a sampler will see: each fold's and the whole one."""
-    counts = [int(min(np.bincount(y_train[tr], minlength=2))) for tr, _ in folds]
-    return [*counts, int(min(np.bincount(y_train, minlength=2)))]
+def minority_counts(
+    y_train: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]], estimator: Any = None
+) -> list[int]:
+    """Minority-class size of every training set a sampler will see: each fold's and the whole one.
+
+    With a calibrated ``estimator`` the sampler sees the calibration folds' training parts of each of
+    those sets instead; a set too small for the calibration folds is a clear error here.
+    """
+    sets = [y_train[tr] for tr, _ in folds] + [y_train]
+    splitter = calibration_folds(estimator)
+    if splitter is None:
+        return [int(min(np.bincount(y, minlength=2))) for y in sets]
+    counts = []
+    for y in sets:
+        smallest = int(min(np.bincount(y, minlength=2)))
+        if smallest < splitter.n_splits:
+            raise ImblabError(
+                f"calibration.folds={splitter.n_splits} needs at least {splitter.n_splits} rows of each "
+                f"class in every fit, but one has {smallest} minority rows; lower calibration.folds or "
+                "cv.folds, or use calibration=none"
+            )
+        parts = splitter.split(np.zeros(len(y)), y)
+        counts += [int(min(np.bincount(y[ctr], minlength=2))) for ctr, _ in parts]
+    return counts
 
 
 def _fit_one(index: int, pipeline: Any, X: Any, y: np.ndarray) -> tuple[int, Any]:
@@ -76,14 +96,16 @@ def fit_and_score(
 ) -> FitResult:
     """Out-of-fold scores of ``pipeline`` (unfitted) on the training rows, the final fit, the test scores.
 
-    ``model_params`` are only recorded: they are already set on ``pipeline``'s model. ``on_fit`` is
-    called as each of the ``cv.folds + 1`` fits finishes (progress).
+    ``pipeline`` may be calibrated (``imblab.pipeline.calibrated``); an empty ``split.test`` (the
+    refit on all rows of ``evaluation=repeated_cv``) gives empty test scores. ``model_params`` are only
+    recorded: they are already set on ``pipeline``'s model. ``on_fit`` is called as each of the
+    ``cv.folds + 1`` fits finishes (progress).
     """
     start = time.perf_counter()
     X_train = dataset.X.iloc[split.train]
     y_train = dataset.y.to_numpy()[split.train]
     folds = cv_folds(y_train, cv)
-    check_sampler_feasible(pipeline, sampler_name, minority_counts(y_train, folds))
+    check_sampler_feasible(pipeline, sampler_name, minority_counts(y_train, folds, pipeline))
 
     # The K fold fits and the final fit are independent: run them side by side (cv.n_jobs).
     # Each works on its own clone, so the result is identical to a sequential loop.
@@ -103,7 +125,7 @@ def fit_and_score(
         oof[va] = positive_proba(fold_pipe, X_train.iloc[va])
         fold_ids[va] = i
     final = fitted[-1]
-    test_scores = positive_proba(final, dataset.X.iloc[split.test])
+    test_scores = positive_proba(final, dataset.X.iloc[split.test]) if len(split.test) else np.empty(0)
     for name, scores in (("out-of-fold", oof), ("test", test_scores)):
         if not np.all(np.isfinite(scores)):
             raise ImblabError(f"the model produced non-finite {name} probabilities; check the input data")

@@ -20,6 +20,19 @@ class Split:
     test: np.ndarray
 
 
+def time_order(dataset: Dataset, option: str, alternative: str) -> np.ndarray:
+    """Row positions from the earliest to the latest timestamp (ties keep row order).
+
+    ``option`` needs the timestamps, ``alternative`` does not: both are named in the error without them.
+    """
+    if dataset.timestamps is None:
+        raise ImblabError(
+            f"{option} needs timestamps, and data {dataset.name!r} has none; "
+            f"use {alternative} or set data.timestamp_column"
+        )
+    return np.argsort(dataset.timestamps.to_numpy(), kind="stable")
+
+
 def holdout_split(dataset: Dataset, spec: SplitSpec) -> Split:
     """Stratified or time-ordered holdout, as ``spec.kind`` says."""
     n = len(dataset.y)
@@ -30,12 +43,7 @@ def holdout_split(dataset: Dataset, spec: SplitSpec) -> Split:
         )
         split = Split(np.sort(train), np.sort(test))
     else:
-        if dataset.timestamps is None:
-            raise ImblabError(
-                f"split=time needs timestamps, and data {dataset.name!r} has none; "
-                "use split=stratified or set data.timestamp_column"
-            )
-        order = np.argsort(dataset.timestamps.to_numpy(), kind="stable")
+        order = time_order(dataset, "split=time", "split=stratified")
         n_test = int(np.ceil(n * spec.test_size))
         split = Split(np.sort(order[: n - n_test]), np.sort(order[n - n_test :]))
     for part, rows in (("training", split.train), ("test", split.test)):

@@ -73,15 +73,19 @@ def log_parquet(frame: pd.DataFrame, artifact_path: str) -> None:
 def log_run_artifacts(
     config: dict[str, Any],
     oof: pd.DataFrame,
-    test: pd.DataFrame,
+    test: pd.DataFrame | None,
     folds: pd.DataFrame,
     metrics: dict[str, dict[str, float]],
     threshold: dict[str, Any],
     figures: dict[str, Figure],
 ) -> None:
-    """Everything a training run stores besides the model: scores, config, metrics, threshold, plots."""
+    """Everything a training run stores besides the model: scores, config, metrics, threshold, plots.
+
+    ``test`` is None for a run without a holdout test set (``evaluation=repeated_cv``).
+    """
     log_parquet(oof, OOF_SCORES)
-    log_parquet(test, TEST_SCORES)
+    if test is not None:
+        log_parquet(test, TEST_SCORES)
     mlflow.log_text(folds.to_csv(index=False), CV_FOLDS_CSV)
     log_config(config)
     mlflow.log_dict(metrics, METRICS_JSON)

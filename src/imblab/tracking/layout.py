@@ -55,6 +55,10 @@ SCORES_DIR = "scores"
 OOF_SCORES = f"{SCORES_DIR}/oof_scores.parquet"  # row, fold, y_true, score
 TEST_SCORES = f"{SCORES_DIR}/test_scores.parquet"  # row, y_true, score, decision
 CV_FOLDS_CSV = f"{SCORES_DIR}/cv_folds.csv"
+# evaluation=repeated_cv: one row per outer fold (step, repeat, fold, n_train, n_test, threshold, metrics)
+# and one row per (outer fold, outer-test row) (step, repeat, fold, row, y_true, score, threshold, decision)
+RCV_FOLDS_CSV = f"{SCORES_DIR}/rcv_folds.csv"
+RCV_SCORES = f"{SCORES_DIR}/rcv_scores.parquet"
 PLOTS_DIR = "plots"
 REPORT_DIR = "report"  # a comparison report on a sweep's parent
 TUNING_DIR = "tuning"  # study summary, trials table and plots on a tuned run
