@@ -1,0 +1,151 @@
+"""Long-lived server processes of the team stack: each in its own process group, found again by pid.
+
+``imblab team-server stop`` runs in another process than ``start``, so a server is known by what the
+state file recorded: its pid, its process group and its start time (a reused pid is not the server).
+Stopping signals the whole group, so children a server forks (PostgreSQL's backends, uvicorn workers,
+MLflow's ``huey_consumer`` job runners) go with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+PROC = Path("/proc")
+
+
+def _stat(pid: int) -> list[str] | None:
+    """Fields of ``/proc/<pid>/stat`` after the command name (index 0 = state); None if gone."""
+    try:
+        raw = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def start_ticks(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot (tells a reused pid apart); None if gone (or a
+    zombie)."""
+    fields = _stat(pid)
+    return int(fields[19]) if fields and fields[0] != "Z" else None
+
+
+def _table() -> dict[int, tuple[int, int, int]]:
+    """Every live (non-zombie) process: pid -> (parent pid, process group, start ticks)."""
+    table = {}
+    for entry in PROC.iterdir():
+        if entry.name.isdigit():
+            fields = _stat(int(entry.name))
+            if fields and fields[0] != "Z":
+                table[int(entry.name)] = (int(fields[1]), int(fields[2]), int(fields[19]))
+    return table
+
+
+def group_members(pgid: int) -> list[int]:
+    """Every live (non-zombie) process whose process group is ``pgid``."""
+    return sorted(pid for pid, (_, group, _) in _table().items() if group == pgid)
+
+
+def family(pid: int, pgid: int) -> dict[int, int]:
+    """The processes of group ``pgid`` and every descendant of ``pid``: pid -> start ticks.
+
+    Descendants count too because some servers move their children to sessions of their own
+    (PostgreSQL's backends call ``setsid``), out of the group.
+    """
+    table = _table()
+    found = {p: t for p, (_, group, t) in table.items() if group == pgid}
+    frontier = [pid] if pid in table else []
+    while frontier:
+        parent = frontier.pop()
+        for child, (ppid, _, ticks) in table.items():
+            if ppid == parent and child not in found:
+                found[child] = ticks
+                frontier.append(child)
+    if pid in table:
+        found[pid] = table[pid][2]
+    return found
+
+
+def _still_there(tracked: dict[int, int], pgid: int) -> list[int]:
+    left = {p for p, t in tracked.items() if start_ticks(p) == t}
+    return sorted(left | set(group_members(pgid)))
+
+
+@dataclass(frozen=True)
+class Server:
+    """A started server process: enough to find it, and its group, from another process."""
+
+    name: str
+    pid: int
+    pgid: int
+    ticks: int
+    port: int
+    log: str
+
+    def alive(self) -> bool:
+        return start_ticks(self.pid) == self.ticks
+
+    def members(self) -> list[int]:
+        """The live processes of the server: its group and its descendants."""
+        return sorted(family(self.pid, self.pgid))
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Server:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+
+def launch(name: str, argv: list[str], log: Path, port: int, **kwargs: Any) -> Server:
+    """Start ``argv`` in a new session (its own process group), output appended to ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+            **kwargs,
+        )
+    ticks = start_ticks(proc.pid)
+    # Popen objects are not kept: the server outlives this process. Python would warn about a child
+    # still running when the object is collected, so mark it as handled.
+    proc.returncode = 0
+    return Server(name, proc.pid, proc.pid, ticks or 0, port, str(log))
+
+
+def stop(server: Server, first: int = signal.SIGTERM, grace: float = 20.0) -> list[int]:
+    """Signal the server with ``first``, wait up to ``grace`` s for it and its family (group and
+    descendants) to end, then SIGKILL whatever is left; returns the pids still there (normally none)."""
+    tracked = family(server.pid, server.pgid) if server.alive() else {}
+    if server.alive():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(server.pid, first)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _still_there(tracked, server.pgid):
+        _reap(server.pid)
+        time.sleep(0.1)
+    for pid in _still_there(tracked, server.pgid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline and _still_there(tracked, server.pgid):
+        _reap(server.pid)
+        time.sleep(0.05)
+    _reap(server.pid)
+    return _still_there(tracked, server.pgid)
+
+
+def _reap(pid: int) -> None:
+    """Collect ``pid`` if it is our own child (a server started by this very process)."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
