@@ -143,12 +143,13 @@ def initialise(cluster: Cluster) -> bool:
         _check_reachable(cluster.root, run_as["user"])
         os.chown(data, run_as["user"], run_as["group"])
         os.chown(pwfile, run_as["user"], run_as["group"])
+    argv = [
+        str(binaries() / "initdb"), "-D", str(data), "-U", ADMIN, f"--pwfile={pwfile}",
+        "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C",
+    ]  # fmt: skip
     try:
         done = subprocess.run(
-            [
-                str(binaries() / "initdb"), "-D", str(data), "-U", ADMIN, f"--pwfile={pwfile}",
-                "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C",
-            ],  # fmt: skip
+            argv,
             capture_output=True,
             text=True,
             timeout=300,
@@ -206,7 +207,9 @@ def wait_ready(cluster: Cluster, server: Server, timeout: float = 120.0) -> None
             return
         except psycopg2.OperationalError as exc:
             if time.monotonic() > deadline:
-                raise ImblabError(f"PostgreSQL did not accept connections within {timeout:.0f}s: {exc}") from None
+                raise ImblabError(
+                    f"PostgreSQL did not accept connections within {timeout:.0f}s: {exc}"
+                ) from None
             time.sleep(0.2)
 
 
@@ -226,9 +229,8 @@ def provision(cluster: Cluster, secret: str) -> None:
             for db in DATABASES:
                 cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,))
                 if not cur.fetchone():
-                    cur.execute(
-                        sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(db), sql.Identifier(ROLE))
-                    )
+                    create = sql.SQL("CREATE DATABASE {} OWNER {}")
+                    cur.execute(create.format(sql.Identifier(db), sql.Identifier(ROLE)))
     finally:
         conn.close()
     _write_secret(cluster.pgpass, _pgpass_line(ROLE, secret))
