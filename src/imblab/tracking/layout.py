@@ -28,6 +28,9 @@ TAG_STUDY_DIRECTION = "optuna.direction"
 TAG_TRIAL_NUMBER = "optuna.trial_number"
 TAG_TRIAL_STATE = "optuna.trial_state"  # COMPLETE | PRUNED | FAIL
 TAG_STUDY_RUN = "imblab.study_run_id"  # a tune-worker run -> the latest training run of its study
+TAG_WORKER_RUN = "imblab.worker_run_id"  # a trial run nested under a training run -> the worker that ran it
+TAG_RETRY_OF = "optuna.retry_of"  # a trial run of a retried trial -> the number of the trial it retries
+TAG_KILLED = "imblab.killed_reason"  # why a run ended KILLED (e.g. its trial's worker stopped beating)
 
 # Roles (values of TAG_ROLE)
 ROLE_RUN = "run"  # a training run: one frozen model

@@ -20,7 +20,7 @@ import mlflow
 import numpy as np
 import optuna
 from matplotlib.figure import Figure
-from mlflow.entities import Metric, Param
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
@@ -28,6 +28,8 @@ from imblab.tracking.artifacts import log_figures
 from imblab.tracking.layout import (
     ROLE_TRIAL,
     TAG_ERROR,
+    TAG_KILLED,
+    TAG_RETRY_OF,
     TAG_ROLE,
     TAG_STORAGE,
     TAG_STUDY,
@@ -35,6 +37,7 @@ from imblab.tracking.layout import (
     TAG_STUDY_METRIC,
     TAG_TRIAL_NUMBER,
     TAG_TRIAL_STATE,
+    TAG_WORKER_RUN,
     TUNING_DIR,
 )
 from imblab.tracking.runs import PARAM_LIMIT, TAG_LIMIT
@@ -58,6 +61,7 @@ class TrialRecord:
     value: float | None = None  # COMPLETE trials only
     n_estimators: int | None = None  # early-stopped rounds (LightGBM)
     error: str | None = None
+    retry_of: int | None = None  # the number of the (dead worker's) trial this one runs again
 
 
 def _ms(moment: datetime | None) -> int | None:
@@ -85,20 +89,44 @@ class TrialLogger:
         self.metric = metric
         self.steps = steps
 
-    def log(self, trial: TrialRecord) -> None:
-        start, end = _ms(trial.start), _ms(trial.end) or int(time.time() * 1000)
+    def _tags(self, number: int, state: str, parent: str | None) -> dict[str, str]:
         tags = {
-            MLFLOW_PARENT_RUN_ID: self.parent,
+            MLFLOW_PARENT_RUN_ID: parent or self.parent,
             TAG_ROLE: ROLE_TRIAL,
             TAG_STUDY: self.study_name,
-            TAG_TRIAL_NUMBER: str(trial.number),
-            TAG_TRIAL_STATE: trial.state,
+            TAG_TRIAL_NUMBER: str(number),
+            TAG_TRIAL_STATE: state,
         }
+        if parent not in (None, self.parent):
+            tags[TAG_WORKER_RUN] = self.parent
+        return tags
+
+    def start(self, number: int, start: datetime | None, parent: str | None = None) -> str:
+        """Open trial ``number``'s run (RUNNING) when the trial starts; its run id.
+
+        ``parent``: the run to nest it under when not this logger's own (a tune-worker nests its
+        trials under the study's training run); this logger's run is then tagged as the worker's.
+        """
+        tags = self._tags(number, "RUNNING", parent)
+        run = self.client.create_run(
+            self.experiment_id, start_time=_ms(start), tags=tags, run_name=f"trial-{number}"
+        )
+        return str(run.info.run_id)
+
+    def log(self, trial: TrialRecord, run_id: str | None = None) -> None:
+        """Fill and end the trial's run (``run_id`` from :meth:`start`; None: create it now)."""
+        start, end = _ms(trial.start), _ms(trial.end) or int(time.time() * 1000)
+        tags = {TAG_TRIAL_STATE: trial.state}
         if trial.error is not None:
             tags[TAG_ERROR] = trial.error[:TAG_LIMIT]
-        run = self.client.create_run(
-            self.experiment_id, start_time=start, tags=tags, run_name=f"trial-{trial.number}"
-        )
+        if trial.retry_of is not None:
+            tags[TAG_RETRY_OF] = str(trial.retry_of)
+        if run_id is None:
+            created = self._tags(trial.number, trial.state, None)
+            run = self.client.create_run(
+                self.experiment_id, start_time=start, tags=created, run_name=f"trial-{trial.number}"
+            )
+            run_id = str(run.info.run_id)
         scores = [float(s) for s in trial.fold_scores]
         per_fold = self.steps == "fold"
         name = f"cv_fold_{self.metric}" if per_fold else f"{self.steps}_{self.metric}"
@@ -117,8 +145,23 @@ class TrialLogger:
             summary["n_estimators_effective"] = float(trial.n_estimators)
         metrics += [Metric(k, v, end, 0) for k, v in summary.items()]
         params = [Param(k, str(v)[:PARAM_LIMIT]) for k, v in trial.params.items()]
-        self.client.log_batch(run.info.run_id, metrics=metrics, params=params)
-        self.client.set_terminated(run.info.run_id, MLFLOW_STATUS.get(trial.state, "FAILED"), end_time=end)
+        run_tags = [RunTag(k, v) for k, v in tags.items()]
+        self.client.log_batch(run_id, metrics=metrics, params=params, tags=run_tags)
+        self.client.set_terminated(run_id, MLFLOW_STATUS.get(trial.state, "FAILED"), end_time=end)
+
+
+def kill_trial_run(client: MlflowClient, run_id: str, reason: str) -> bool:
+    """End a trial run that its worker left RUNNING as KILLED, with ``reason`` (tag
+    ``imblab.killed_reason``) and trial state FAIL; False if it had already ended."""
+    run = client.get_run(run_id)
+    if run.info.status != "RUNNING":
+        return False
+    client.log_batch(
+        run_id,
+        tags=[RunTag(TAG_KILLED, reason[:TAG_LIMIT]), RunTag(TAG_TRIAL_STATE, "FAIL")],
+    )
+    client.set_terminated(run_id, "KILLED")
+    return True
 
 
 @dataclass
