@@ -7,6 +7,7 @@ and serving never spell a path themselves.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 from mlflow.exceptions import MlflowException
 
 from imblab.errors import ImblabError
+from imblab.tracking.artifact_cache import local_artifact
 from imblab.tracking.layout import (
     CONFIG_YAML,
     CV_FOLDS_CSV,
@@ -123,7 +125,8 @@ def read_config(run: Run) -> dict[str, Any]:
     """The resolved config a training run logged (``config.yaml``) as plain data."""
     with quiet_downloads():
         try:
-            text = mlflow.artifacts.load_text(f"{run.info.artifact_uri.rstrip('/')}/{CONFIG_YAML}")
+            with local_artifact(run, CONFIG_YAML) as local:
+                text = local.read_text()
         except (MlflowException, OSError) as exc:
             raise _missing(run, CONFIG_YAML, exc) from None
     config = yaml.safe_load(text)
@@ -136,20 +139,24 @@ def read_threshold(run: Run) -> dict[str, Any]:
     """The run's ``threshold.json`` (policy, threshold, costs, ...)."""
     with quiet_downloads():
         try:
-            return mlflow.artifacts.load_dict(f"{run.info.artifact_uri.rstrip('/')}/{THRESHOLD_JSON}")
+            with local_artifact(run, THRESHOLD_JSON) as local:
+                record = json.loads(local.read_text())
         except (MlflowException, OSError, ValueError) as exc:
             raise _missing(run, THRESHOLD_JSON, exc) from None
+    if not isinstance(record, dict):
+        raise ImblabError(f"{THRESHOLD_JSON} of run {run.info.run_id} is not a mapping")
+    return record
 
 
 def read_scores(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(out-of-fold, test)`` score frames of a training run, downloaded in one call."""
-    root = run.info.artifact_uri.rstrip("/")
+    """``(out-of-fold, test)`` score frames of a training run, downloaded in one call (and kept in
+    the artifact cache when they come from a server: ``imblab.tracking.artifact_cache``)."""
     folder = Path(OOF_SCORES).parent.as_posix()
-    with tempfile.TemporaryDirectory(prefix="imblab-scores-") as tmp, quiet_downloads():
+    with quiet_downloads():
         try:
-            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"{root}/{folder}", dst_path=tmp))
-            oof = pd.read_parquet(local / Path(OOF_SCORES).name)
-            test = pd.read_parquet(local / Path(TEST_SCORES).name)
+            with local_artifact(run, folder) as local:
+                oof = pd.read_parquet(local / Path(OOF_SCORES).name)
+                test = pd.read_parquet(local / Path(TEST_SCORES).name)
         except (MlflowException, OSError, ValueError) as exc:
             raise _missing(run, f"{OOF_SCORES} / {TEST_SCORES}", exc) from None
     return oof, test
