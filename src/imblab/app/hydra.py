@@ -27,6 +27,16 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def sweep_dir() -> Path | None:
+    """The output directory of the current multirun (where its parent run id is recorded); else None."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not in_multirun():
+        return None
+    config = HydraConfig.get()
+    return Path(config.runtime.cwd) / config.sweep.dir
+
+
 def exit_on_error(task: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """In a single run, an ``ImblabError`` prints ``imblab: error: ...`` and exits 2 (no traceback)."""
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from imblab.app.hydra import conf_dir, in_multirun, run_hydra
+from imblab.app.hydra import conf_dir, in_multirun, run_hydra, sweep_dir
 
 CONFIG_NAME = "panel"
 
@@ -29,7 +29,7 @@ def _task(cfg: Any) -> float:
     from imblab.panel.experiment import run_panel
     from imblab.tracking.sweeps import parent_run_id
 
-    outcome = run_panel(panel_experiment_from_config(cfg), parent_run_id(in_multirun()))
+    outcome = run_panel(panel_experiment_from_config(cfg), parent_run_id(in_multirun(), sweep_dir()))
     return float(outcome.test_metrics["class_macro_f1"])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from imblab.app.hydra import in_multirun, run_hydra
+from imblab.app.hydra import in_multirun, run_hydra, sweep_dir
 
 
 def _task(cfg: Any) -> float:
@@ -13,7 +13,7 @@ def _task(cfg: Any) -> float:
     from imblab.experiment import run_experiment
     from imblab.tracking.sweeps import parent_run_id
 
-    outcome = run_experiment(experiment_from_config(cfg), parent_run_id(in_multirun()))
+    outcome = run_experiment(experiment_from_config(cfg), parent_run_id(in_multirun(), sweep_dir()))
     return float(outcome.test_metrics["pr_auc"])
 
 
