@@ -134,13 +134,14 @@ def initialise(cluster: Cluster) -> bool:
     if (data / "PG_VERSION").is_file():
         return False
     run_as = _run_as()
+    if run_as:
+        _check_reachable(cluster.root, run_as["user"])
     data.mkdir(parents=True, exist_ok=True)
     data.chmod(0o700)
     admin_secret = secrets.token_urlsafe(18)
     pwfile = cluster.root / ".initdb-password"
     _write_secret(pwfile, admin_secret)
     if run_as:
-        _check_reachable(cluster.root, run_as["user"])
         os.chown(data, run_as["user"], run_as["group"])
         os.chown(pwfile, run_as["user"], run_as["group"])
     argv = [

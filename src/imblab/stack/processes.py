@@ -72,9 +72,9 @@ def family(pid: int, pgid: int) -> dict[int, int]:
     return found
 
 
-def _still_there(tracked: dict[int, int], pgid: int) -> list[int]:
+def _still_there(tracked: dict[int, int], pgid: int | None) -> list[int]:
     left = {p for p, t in tracked.items() if start_ticks(p) == t}
-    return sorted(left | set(group_members(pgid)))
+    return sorted(left | set(group_members(pgid) if pgid is not None else ()))
 
 
 @dataclass(frozen=True)
@@ -91,9 +91,17 @@ class Server:
     def alive(self) -> bool:
         return start_ticks(self.pid) == self.ticks
 
+    def group(self) -> int | None:
+        """The server's process group while it can still be ours: the kernel never hands out a pid
+        that is some group's id, so a live process with the server's pid but another start time
+        means the server and its whole group are gone (their id was free to reuse)."""
+        reused = not self.alive() and start_ticks(self.pid) is not None
+        return None if reused else self.pgid
+
     def members(self) -> list[int]:
         """The live processes of the server: its group and its descendants."""
-        return sorted(family(self.pid, self.pgid))
+        group = self.group()
+        return sorted(family(self.pid, group)) if group is not None else []
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,23 +134,24 @@ def launch(name: str, argv: list[str], log: Path, port: int, **kwargs: Any) -> S
 def stop(server: Server, first: int = signal.SIGTERM, grace: float = 20.0) -> list[int]:
     """Signal the server with ``first``, wait up to ``grace`` s for it and its family (group and
     descendants) to end, then SIGKILL whatever is left; returns the pids still there (normally none)."""
+    group = server.group()
     tracked = family(server.pid, server.pgid) if server.alive() else {}
     if server.alive():
         with contextlib.suppress(ProcessLookupError):
             os.kill(server.pid, first)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _still_there(tracked, server.pgid):
+    while time.monotonic() < deadline and _still_there(tracked, group):
         _reap(server.pid)
         time.sleep(0.1)
-    for pid in _still_there(tracked, server.pgid):
+    for pid in _still_there(tracked, group):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 5.0
-    while time.monotonic() < deadline and _still_there(tracked, server.pgid):
+    while time.monotonic() < deadline and _still_there(tracked, group):
         _reap(server.pid)
         time.sleep(0.05)
     _reap(server.pid)
-    return _still_there(tracked, server.pgid)
+    return _still_there(tracked, group)
 
 
 def _reap(pid: int) -> None:
