@@ -47,7 +47,7 @@ def meets(value: float, target: str) -> bool:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--only", default="", help="comma-separated parts (default: all of " f"{sorted(parts())})")
+    p.add_argument("--only", default="", help=f"comma-separated parts (default: all of {sorted(parts())})")
     p.add_argument("--keep", action="store_true", help="keep the drills' working directories")
     args = p.parse_args()
     chosen = [s.strip() for s in args.only.split(",") if s.strip()] or sorted(parts())
