@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.request
@@ -301,7 +302,7 @@ def test_a_worker_killed_mid_trial_is_retried_and_its_trial_run_ends_killed(
         team, tmp_path, "killed", "team-kill", "tuning.n_trials=8", "tuning.heartbeat_interval=1",
         "tuning.grace_period=5",
     )  # fmt: skip
-    me = f"{os.uname().nodename}:{worker.pid}"
+    me = f"{socket.gethostname()}:{worker.pid}"  # the worker's imblab.worker
 
     def worker_in_a_trial() -> bool:
         running = load_study(team, "killed").get_trials(states=(TrialState.RUNNING,))
