@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
+from sqlalchemy.engine import make_url
 
 from imblab.tracking.layout import TAG_KILLED, TAG_TRIAL_NUMBER, TAG_WORKER_RUN
 from imblab.tracking.sweeps import SWEEP_FILE
@@ -336,3 +337,32 @@ def test_a_worker_killed_mid_trial_is_retried_and_its_trial_run_ends_killed(
     # Only the dead worker's own run (role tune-worker) may still be RUNNING: that is the run reaper's.
     assert not [r for r in trial_runs if r.info.status == "RUNNING"]
     assert {r.data.tags["mlflow.parentRunId"] for r in trial_runs} == {run.info.run_id}
+
+
+# --------------------------------------------------------------------------------------------------
+# The stack itself
+# --------------------------------------------------------------------------------------------------
+
+
+def test_start_again_leaves_a_running_stack_as_it_is(team: Team, tmp_path: Path) -> None:
+    again = imblab("team-server", "start", "--dir", str(team.root), cwd=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert (
+        "already running" in again.stderr
+        and f"export MLFLOW_TRACKING_URI={team.tracking_uri}" in again.stdout
+    )
+    status = imblab("team-server", "status", "--dir", str(team.root), "--json", cwd=tmp_path)
+    assert [s["pid"] for s in json.loads(status.stdout)["servers"]] == [s.pid for s in team.servers]
+
+
+def test_the_database_password_is_only_in_the_pgpass_files(team: Team) -> None:
+    password = Path(team.pgpassfile).read_text().strip().rsplit(":", 1)[1]
+    assert len(password) >= 16
+    allowed = {Path(team.pgpassfile).name, "postgres-admin.pgpass"}
+    found = [
+        str(p)
+        for p in team.root.rglob("*")
+        if p.is_file() and p.name not in allowed and password.encode() in p.read_bytes()
+    ]
+    assert not found  # not in the state file, the logs, nor the cluster's files (SCRAM keeps a hash)
+    assert make_url(team.storage).password is None and make_url(team.storage).username == "imblab"
