@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 
@@ -42,28 +43,25 @@ class Team:
         """The variables of an imblab subprocess that uses the stack (the password through PGPASSFILE)."""
         return {"MLFLOW_TRACKING_URI": self.tracking_uri, "PGPASSFILE": self.pgpassfile}
 
-    def bucket_keys(self, prefix: str = "") -> list[str]:
-        """The object keys in the S3 trial bucket under ``prefix``."""
-        s3 = boto3.client(
+    def s3(self) -> Any:
+        """A client of the S3 trial server (moto takes any key)."""
+        return boto3.client(
             "s3",
             endpoint_url=self.s3_endpoint,
             aws_access_key_id="imblab-trial",
             aws_secret_access_key="imblab-trial",
             region_name="us-east-1",
         )
+
+    def bucket_keys(self, prefix: str = "") -> list[str]:
+        """The object keys in the S3 trial bucket under ``prefix``."""
         keys: list[str] = []
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=TRIAL_BUCKET, Prefix=prefix):
+        for page in self.s3().get_paginator("list_objects_v2").paginate(Bucket=TRIAL_BUCKET, Prefix=prefix):
             keys += [o["Key"] for o in page.get("Contents", [])]
         return keys
 
     def delete_keys(self, keys: list[str]) -> None:
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=self.s3_endpoint,
-            aws_access_key_id="imblab-trial",
-            aws_secret_access_key="imblab-trial",
-            region_name="us-east-1",
-        )
+        s3 = self.s3()
         for key in keys:
             s3.delete_object(Bucket=TRIAL_BUCKET, Key=key)
 
