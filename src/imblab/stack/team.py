@@ -35,6 +35,7 @@ from imblab.stack import postgres
 from imblab.stack.processes import Server, launch, stop
 
 STATE = "team-server.json"
+PG_PORT_FILE = "postgres.port"  # kept after a stop: the next start reuses the port
 TRIAL_BUCKET = "imblab"
 ANY_HOST = ("0.0.0.0", "::", "*", "")
 
@@ -143,7 +144,8 @@ def start(settings: Settings) -> tuple[Stack, bool]:
                 return existing, True
             _stop(existing)  # half-dead: start again from a clean slate (the data is kept)
         client_host = _client_host(settings.host)
-        pg_port = settings.pg_port or _free_port(settings.host)
+        pg_port = settings.pg_port or _previous_pg_port(root, settings.host) or _free_port(settings.host)
+        (root / PG_PORT_FILE).write_text(f"{pg_port}\n")
         cluster = postgres.Cluster(root, client_host, pg_port)
         artifacts = settings.artifacts_destination or str(root / "artifacts")
         stack = Stack(root, f"http://{client_host}:{settings.port}", cluster.url("optuna"), artifacts, [])
@@ -167,6 +169,16 @@ def start(settings: Settings) -> tuple[Stack, bool]:
             _stop(stack)
             raise
         return stack, False
+
+
+def _previous_pg_port(root: Path, host: str) -> int | None:
+    """The port the cluster had last time, if it is free: the study URL team members hold stays valid."""
+    recorded = root / PG_PORT_FILE
+    if recorded.is_file() and recorded.read_text().strip().isdigit():
+        port = int(recorded.read_text().strip())
+        if port_free("127.0.0.1" if host in ANY_HOST else host, port):
+            return port
+    return None
 
 
 def _free_port(host: str) -> int:
