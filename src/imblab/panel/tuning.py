@@ -198,7 +198,11 @@ def tune_panel(
         controller.close()
     else:
         objective = PanelObjective(model, session.specs, train, val, runs)
-        _optimize(study, objective, spec, [*callbacks, controller])
+        try:
+            _optimize(study, objective, spec, [*callbacks, controller])
+        finally:
+            if runs is not None:
+                runs.abandon("the study was interrupted before the trial ended")
     if controller.too_many_failures:
         assert controller.failed is not None
         error = controller.failed.user_attrs.get(ATTR_ERROR, "see the log")

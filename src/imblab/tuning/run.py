@@ -118,6 +118,8 @@ def run_trials(
             )
     finally:
         controller.close()
+        if isinstance(trial_callback, TrialRuns):
+            trial_callback.abandon("the study was interrupted before the trial ended")
     if controller.too_many_failures:
         assert controller.failed is not None
         error = controller.failed.user_attrs.get(ATTR_ERROR, "see the log")

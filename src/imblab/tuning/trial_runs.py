@@ -17,7 +17,7 @@ import optuna
 from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 
-from imblab.tracking.trials import TrialLogger, TrialRecord
+from imblab.tracking.trials import TrialLogger, TrialRecord, kill_trial_run
 from imblab.tuning.attrs import (
     ATTR_ERROR,
     ATTR_FOLD_SCORES,
@@ -82,6 +82,17 @@ class TrialRuns:
             run_id = self.open.pop(trial.number, None)
         if not trial.user_attrs.get(ATTR_SURPLUS):  # a surplus trial ran nothing
             self.logger.log(trial_record(trial), run_id)
+
+    def abandon(self, reason: str) -> None:
+        """End the runs of trials that never reached the callback (an interrupt stopped the study)
+        KILLED: none is left RUNNING."""
+        with self.lock:
+            left, self.open = self.open, {}
+        for number, run_id in left.items():
+            try:
+                kill_trial_run(self.logger.client, run_id, f"trial {number}: {reason}")
+            except Exception as exc:  # the store is away: the run reaper will find it
+                log.warning("trial %d: could not end its MLflow run %s: %s", number, run_id, exc)
 
 
 def study_run_parent(client: MlflowClient, experiment_id: str) -> ParentOf:
