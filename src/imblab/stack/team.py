@@ -152,7 +152,7 @@ def start(settings: Settings) -> tuple[Stack, bool]:
         if not port_free(settings.host, settings.port):
             raise ImblabError(
                 f"port {settings.port} on {settings.host} is taken; pick another with --port (make server "
-                "PORT=...), or stop what listens there"
+                "SERVER_PORT=...), or stop what listens there"
             )
         try:
             postgres.initialise(cluster)
