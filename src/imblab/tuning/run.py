@@ -106,11 +106,13 @@ def run_trials(
                     objective, n_trials=None, timeout=spec.timeout, n_jobs=n_jobs, catch=(Exception,),
                     callbacks=callbacks,
                 )  # fmt: skip
-            if controller.too_many_failures or spec.timeout is not None:
+            if controller.too_many_failures:
                 break
             if wait is not None:
                 wait_for_running(study, wait, session.on_stale)
             counts = trial_counts(study)
+            if spec.timeout is not None:  # the time is up: queued retries are left to other workers
+                break
             if not counts[TrialState.WAITING] or finished(counts) >= n_trials:
                 break
             log.info(
