@@ -299,22 +299,30 @@ def test_a_run_and_a_tune_worker_share_a_postgresql_study(team: Team, tmp_path: 
 def test_a_worker_killed_mid_trial_is_retried_and_its_trial_run_ends_killed(
     team: Team, tmp_path: Path
 ) -> None:
-    train, worker = start_tuning(
-        team, tmp_path, "killed", "team-kill", "tuning.n_trials=8", "tuning.heartbeat_interval=1",
-        "tuning.grace_period=5",
-    )  # fmt: skip
+    """A tune-worker is SIGKILLed in a trial; the training run that comes next finds the dead trial,
+    ends its MLflow run KILLED, runs it again and completes the study."""
+    args = [*SLOW_TRIALS, f"tuning.storage={team.storage}", "tuning.study_name=killed",
+            "tuning.n_trials=8", "tuning.heartbeat_interval=1", "tuning.grace_period=5",
+            "tracking.experiment=team-kill"]  # fmt: skip
+    out = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True, "cwd": tmp_path,
+           "env": {**os.environ, **team.env()}}  # fmt: skip
+    worker = spawn([*IMBLAB, "tune-worker", *args], **out)
     me = f"{socket.gethostname()}:{worker.pid}"  # the worker's imblab.worker
 
     def worker_in_a_trial() -> bool:
-        running = load_study(team, "killed").get_trials(states=(TrialState.RUNNING,))
+        assert worker.poll() is None, worker.communicate()[0][-3000:]
+        try:
+            running = load_study(team, "killed").get_trials(states=(TrialState.RUNNING,))
+        except KeyError:  # not created yet
+            return False
         return any(t.user_attrs.get(ATTR_WORKER) == me and ATTR_TRIAL_RUN in t.user_attrs for t in running)
 
-    with stopped_at_exit(train, worker):
-        wait_for(worker_in_a_trial, "the worker's first trial")
+    with stopped_at_exit(worker):
+        wait_for(worker_in_a_trial, "a trial of the worker")
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait()
-        output = train.communicate(timeout=900)[0]
-    assert train.returncode == 0, output[-3000:]
+    train = imblab("train", *args, cwd=tmp_path, env=team.env(), timeout=900)
+    assert train.returncode == 0, train.stderr[-3000:]
 
     study = load_study(team, "killed")
     [dead] = [t for t in study.trials if t.user_attrs.get(ATTR_WORKER) == me and t.state == TrialState.FAIL]
@@ -322,21 +330,23 @@ def test_a_worker_killed_mid_trial_is_retried_and_its_trial_run_ends_killed(
     assert len(retries) == 1 and retries[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
     assert retries[0].params == dead.params
     finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    assert len(finished) == 8 and not [
-        t for t in study.trials if t.state in (TrialState.RUNNING, TrialState.WAITING)
-    ]
+    live = (TrialState.RUNNING, TrialState.WAITING)
+    assert len(finished) == 8 and not [t for t in study.trials if t.state in live]
 
     client = MlflowClient(team.tracking_uri)
     killed = client.get_run(dead.user_attrs[ATTR_TRIAL_RUN])
     assert killed.info.status == "KILLED"
-    assert f"trial {dead.number}: the trial's worker" in killed.data.tags[TAG_KILLED]
+    assert killed.data.tags[TAG_KILLED] == f"trial {dead.number}: the trial's worker process {me} is gone"
     runs = runs_of(team.tracking_uri, "team-kill")
     [run] = [r for r in runs if r.data.tags.get("imblab.role") == "run"]
-    assert run.info.status == "FINISHED"
+    [worker_run] = [r for r in runs if r.data.tags.get("imblab.role") == "tune-worker"]
+    assert run.info.status == "FINISHED" and killed.data.tags["mlflow.parentRunId"] == worker_run.info.run_id
     trial_runs = [r for r in runs if r.data.tags.get("imblab.role") == "trial"]
     # Only the dead worker's own run (role tune-worker) may still be RUNNING: that is the run reaper's.
     assert not [r for r in trial_runs if r.info.status == "RUNNING"]
-    assert {r.data.tags["mlflow.parentRunId"] for r in trial_runs} == {run.info.run_id}
+    retried = client.get_run(retries[0].user_attrs[ATTR_TRIAL_RUN])
+    assert retried.info.status == "FINISHED" and retried.data.tags["mlflow.parentRunId"] == run.info.run_id
+    assert retried.data.tags["optuna.retry_of"] == str(dead.number)
 
 
 # --------------------------------------------------------------------------------------------------
