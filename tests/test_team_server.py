@@ -328,7 +328,8 @@ def test_a_worker_killed_mid_trial_is_retried_and_its_trial_run_ends_killed(
     [dead] = [t for t in study.trials if t.user_attrs.get(ATTR_WORKER) == me and t.state == TrialState.FAIL]
     retries = [t for t in study.trials if retried_from(t) == dead.number]
     assert len(retries) == 1 and retries[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
-    assert retries[0].params == dead.params
+    # The retry keeps what the dead trial had drawn (it may have been killed before drawing them all).
+    assert dead.params.items() <= retries[0].params.items()
     finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     live = (TrialState.RUNNING, TrialState.WAITING)
     assert len(finished) == 8 and not [t for t in study.trials if t.state in live]
