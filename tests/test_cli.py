@@ -44,6 +44,17 @@ def test_joblib_multirun_gives_four_children_under_one_parent(tmp_path: Path, tr
     assert {c.info.status for c in children} == {"FINISHED"}
     combos = {(c.data.tags["sampler"], c.data.tags["threshold_policy"]) for c in children}
     assert combos == {("none", "fixed"), ("none", "best_f1"), ("smote", "fixed"), ("smote", "best_f1")}
+    # Every job records the command as typed (the parallel workers too), subcommand and -m included.
+    assert {c.data.tags["imblab.command"] for c in children} == {parent.data.tags["imblab.command"]}
+    assert parent.data.tags["imblab.command"].startswith("imblab train -m data=synthetic ")
+    # One result line per job names its variant; the sweep's summary names the best and what to run next.
+    for c in children:
+        variant = f"{c.data.tags['sampler']} · lgbm · {c.data.tags['threshold_policy']}"
+        assert f"run {c.info.run_id}  {variant}  cv_pr_auc " in proc.stdout
+    assert f"sweep {parent.info.run_id}: parent run FINISHED; 4 of 4 jobs finished" in proc.stdout
+    assert "  best by cv_pr_auc: run " in proc.stdout
+    assert f"imblab compare --experiment sweep --sweep {parent.info.run_id}" in proc.stdout
+    assert "\r" not in proc.stderr and "CloudPickle" not in proc.stderr  # parallel jobs draw no progress
     # Two policies per sampler share one fit, even across parallel worker processes.
     for sampler in ("none", "smote"):
         hits = sorted(c.data.tags["imblab.cache_hit"] for c in children if c.data.tags["sampler"] == sampler)

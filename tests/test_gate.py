@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -92,14 +93,18 @@ def test_rejected_below_the_minimum() -> None:
     assert worse.outcome == REJECTED and worse.improvement == pytest.approx(-0.01)
 
 
-def test_an_exact_tie_passes_a_minimum_of_zero() -> None:
+def test_a_tie_never_moves_the_champion() -> None:
     d = apply_gate(decision(metrics(pr_auc=0.5), metrics(pr_auc=0.5)))
-    assert d.promoted and d.outcome == PROMOTED and d.improvement == 0.0
-    # Float noise in a tie (0.1 + 0.2 != 0.3) does not fail it either.
-    noisy = apply_gate(decision(metrics(pr_auc=0.1 + 0.2), metrics(pr_auc=0.3)))
-    assert noisy.promoted
-    # ...but a real shortfall does.
-    assert not apply_gate(decision(metrics(pr_auc=0.5 - 1e-9), metrics(pr_auc=0.5))).promoted
+    assert not d.promoted and d.outcome == REJECTED and d.improvement == 0.0
+    assert "improvement +0.0000 fails the gate" in d.reason and "a tie never moves the champion" in d.reason
+    # Float noise in a tie (0.1 + 0.2 != 0.3) is a tie too, in both directions.
+    assert not apply_gate(decision(metrics(pr_auc=0.1 + 0.2), metrics(pr_auc=0.3))).promoted
+    assert not apply_gate(decision(metrics(pr_auc=0.3), metrics(pr_auc=0.1 + 0.2))).promoted
+    # ...but a real gain, however small, passes a minimum of 0, and shows as more than +0.0000.
+    tiny = apply_gate(decision(metrics(pr_auc=0.5 + 1e-6), metrics(pr_auc=0.5)))
+    assert tiny.promoted and "improvement +1.00e-06 passes" in tiny.reason
+    # A negative minimum is an explicit allowance for a worse model, so a tie passes it.
+    assert apply_gate(decision(metrics(pr_auc=0.5), metrics(pr_auc=0.5), min_improvement=-0.01)).promoted
 
 
 def test_lower_is_better_metric_direction() -> None:
@@ -145,7 +150,7 @@ def test_already_champion_decides_nothing() -> None:
     d = already_champion(decision(metrics(pr_auc=0.7)), "3")
     assert not d.promoted and d.outcome == ALREADY_CHAMPION
     assert d.champion == d.challenger and d.champion_version == "3" and d.improvement == 0.0
-    assert "already is champion (version 3)" in d.reason
+    assert "already is champion (version 3); nothing changed" in d.reason
 
 
 def test_summary_shows_both_models() -> None:
@@ -176,3 +181,41 @@ def test_the_gate_imports_no_mlflow() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_a_panel_decision_shows_its_own_metrics_and_describes_the_version() -> None:
+    new = {"class_balanced_accuracy": 0.61, "class_macro_f1": 0.55, "wage_rmse": 0.33}
+    old = {"class_balanced_accuracy": 0.60, "class_macro_f1": 0.57, "wage_rmse": 0.31}
+    d = Decision(
+        model_name="panel-wage",
+        metric="val_class_balanced_accuracy",
+        gate_metric="test_class_balanced_accuracy",
+        higher_is_better=True,
+        run_id="p" * 32,
+        model_uri="models:/m-2",
+        selection_value=0.6,
+        challenger=new,
+        champion=old,
+        champion_version="1",
+        min_improvement=0.0,
+        promoted=False,
+        outcome="",
+        reason="",
+        test_rows=3553,
+        shown=("class_macro_f1", "wage_rmse"),
+        rows_label="test waves of 700 persons",
+    )
+    apply_gate(d)
+    assert d.promoted and "improvement +0.0100 passes" in d.reason
+    text = d.summary()
+    assert re.search(
+        r"\n  class_balanced_accuracy +0\.6100 +0\.6000\n  class_macro_f1 +0\.5500 +0\.5700\n", text
+    )
+    assert "(on 3553 test waves of 700 persons of run pppp" in text and "threshold" not in text
+    assert set(json.loads(d.tags()["imblab.gate.challenger_metrics"])) == set(new)  # no binary metrics
+    described = d.description("imblab panel model from run p.")
+    assert described.startswith("imblab panel model from run p.\n\nTest metrics (on 3553 test waves")
+    assert "class_balanced_accuracy 0.61, class_macro_f1 0.55, wage_rmse 0.33." in described
+    assert (
+        "Promotion (val_class_balanced_accuracy, gate test_class_balanced_accuracy): promoted." in described
+    )

@@ -95,6 +95,18 @@ def test_first_promotion_dry_run_and_repeat(tracking_uri: str) -> None:
     again = promote("t", model_name=NAME, tracking_uri=tracking_uri)
     assert again.outcome == "already_champion" and versions(client) == ["1"]
 
+    # Neither command draws MLflow's per-file download bars (they load the models they compare).
+    assert "Downloading artifacts" not in proc.stderr
+    argv = ["set-threshold", f"models:/{NAME}@{CHAMPION}", "--policy", "fixed", "--value", "0.4"]
+    rethreshold = subprocess.run(
+        [sys.executable, "-m", "imblab", *argv, "--tracking-uri", tracking_uri],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert rethreshold.returncode == 0, rethreshold.stderr
+    assert "Downloading artifacts" not in rethreshold.stderr
+
 
 def test_gate_fails_keeps_champion_then_passes(tracking_uri: str) -> None:
     weak = train(tracking_uri, *WEAK)

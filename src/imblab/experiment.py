@@ -17,6 +17,7 @@ import pandas as pd
 
 import imblab
 from imblab.config.specs import Experiment
+from imblab.console.progress import RunProgress, duration
 from imblab.data.dataset import Dataset
 from imblab.frozen import FrozenModel
 from imblab.metrics.core import threshold_metrics
@@ -76,8 +77,14 @@ def _fit_inputs(experiment: Experiment) -> dict[str, Any]:
     return inputs
 
 
-def run_experiment(experiment: Experiment, parent_run_id: str | None = None) -> RunOutcome:
-    """Run one configured experiment and log it to MLflow; the run ends FINISHED or FAILED."""
+def run_experiment(
+    experiment: Experiment, parent_run_id: str | None = None, live: bool | None = None
+) -> RunOutcome:
+    """Run one configured experiment and log it to MLflow; the run ends FINISHED or FAILED.
+
+    ``live``: the progress display on stderr (:class:`imblab.console.progress.RunProgress`): None draws
+    it when stderr is a terminal, False never (a parallel sweep's jobs).
+    """
     uri = use_tracking(experiment.tracking.uri)
     experiment_id = ensure_experiment(experiment.tracking.experiment, uri)
     policy = experiment.policy
@@ -92,71 +99,96 @@ def run_experiment(experiment: Experiment, parent_run_id: str | None = None) -> 
     }
     if parent_run_id:
         tags[TAG_SWEEP] = parent_run_id
-    with tracked_run(experiment_id, experiment.run_name, tags, parent_run_id=parent_run_id) as run:
-        mlflow.log_params(flatten(experiment.config))
-        dataset = experiment.load_data()
-        fingerprint = dataset.fingerprint()
-        mlflow.set_tags(
-            {
-                "data": dataset.name,
-                TAG_DATA_FINGERPRINT: fingerprint,
-                "data_rows": str(len(dataset.y)),
-                "data_positive_rate": f"{dataset.positive_rate:.4f}",
-            }
-        )
-        split = holdout_split(dataset, experiment.split)
-        model_params = _tune(experiment, dataset, split)
+    title = f"imblab train: {experiment.sampler_name} · {experiment.model_name} · {policy.name}"
+    with (
+        tracked_run(experiment_id, experiment.run_name, tags, parent_run_id=parent_run_id) as run,
+        RunProgress(title, live) as progress,
+    ):
+        with progress.stage("data") as stage:
+            mlflow.log_params(flatten(experiment.config))
+            dataset = experiment.load_data()
+            fingerprint = dataset.fingerprint()
+            mlflow.set_tags(
+                {
+                    "data": dataset.name,
+                    TAG_DATA_FINGERPRINT: fingerprint,
+                    "data_rows": str(len(dataset.y)),
+                    "data_positive_rate": f"{dataset.positive_rate:.4f}",
+                }
+            )
+            split = holdout_split(dataset, experiment.split)
+            stage.detail = (
+                f"{dataset.name}: {len(dataset.y)} rows, {dataset.X.shape[1]} features, "
+                f"{dataset.positive_rate:.1%} positive; {len(split.train)} train / {len(split.test)} test"
+            )
+        if experiment.tuning.enabled:
+            with progress.stage("tuning", bar=False) as stage:  # the study draws its own trial bar
+                model_params = _tune(experiment, dataset, split)
+                stage.detail = f"best parameters: {model_params}"[:100]
+        else:
+            model_params = {}
 
         cache = FitCache(experiment.cache.dir, experiment.cache.enabled)
         key = fit_key(fingerprint, _fit_inputs(experiment), model_params)
         pipeline = with_model_params(experiment.pipeline, model_params)
         start = time.perf_counter()
-        fit, hit = cache.get_or_fit(
-            key,
-            lambda: fit_and_score(
-                dataset, split, pipeline, experiment.cv, experiment.sampler_name, model_params
-            ),
-        )
+        folds = experiment.cv.folds
+        with progress.stage("fit", total=folds + 1, unit="fit") as stage:
+            fit, hit = cache.get_or_fit(
+                key,
+                lambda: fit_and_score(
+                    dataset,
+                    split,
+                    pipeline,
+                    experiment.cv,
+                    experiment.sampler_name,
+                    model_params,
+                    stage.advance,
+                ),
+            )
+            stage.detail = (
+                f"reused cached fit {key[:12]} (fitted in {duration(fit.fit_seconds)})"
+                if hit
+                else f"{folds} folds + final fit" + (f", cached as {key[:12]}" if cache.enabled else "")
+            )
         mlflow.set_tags({TAG_FIT_KEY: key, TAG_CACHE_HIT: str(hit).lower()})
         mlflow.log_metrics(
             {"fit_seconds": fit.fit_seconds, "fit_or_load_seconds": time.perf_counter() - start}
         )
 
-        y_train = dataset.y.to_numpy()[split.train]
-        y_test = dataset.y.to_numpy()[split.test]
-        # The policy sees out-of-fold training scores only: never a test label.
-        choice = policy.choose(y_train, fit.oof_scores)
-        costs = experiment.costs
-        cv = threshold_metrics(y_train, fit.oof_scores, choice.threshold, costs)
-        test = threshold_metrics(y_test, fit.test_scores, choice.threshold, costs)
-        folds = fold_metrics(y_train, fit.oof_scores, fit.fold_ids)
-        cv["pr_auc_fold_mean"] = float(folds["pr_auc"].mean())
-        cv["pr_auc_fold_se"] = float(folds["pr_auc"].std(ddof=1) / np.sqrt(len(folds)))
-        cv["roc_auc_fold_mean"] = float(folds["roc_auc"].mean())
+        with progress.stage("scoring") as stage:
+            y_train = dataset.y.to_numpy()[split.train]
+            y_test = dataset.y.to_numpy()[split.test]
+            # The policy sees out-of-fold training scores only: never a test label.
+            choice = policy.choose(y_train, fit.oof_scores)
+            costs = experiment.costs
+            cv = threshold_metrics(y_train, fit.oof_scores, choice.threshold, costs)
+            test = threshold_metrics(y_test, fit.test_scores, choice.threshold, costs)
+            folds_table = fold_metrics(y_train, fit.oof_scores, fit.fold_ids)
+            cv["pr_auc_fold_mean"] = float(folds_table["pr_auc"].mean())
+            cv["pr_auc_fold_se"] = float(folds_table["pr_auc"].std(ddof=1) / np.sqrt(len(folds_table)))
+            cv["roc_auc_fold_mean"] = float(folds_table["roc_auc"].mean())
+            stage.detail = f"threshold {choice.threshold:.4f} ({policy.name} on out-of-fold scores)"
 
-        model_info = None
-        frozen = FrozenModel(
-            predict_pipeline(fit.pipeline), choice.threshold, [str(c) for c in dataset.X.columns], policy.name
-        )
-        if experiment.tracking.log_model:
-            model_info = log_frozen_model(frozen, dataset.X.iloc[split.train[:5]])
-        metrics = {**{f"cv_{k}": v for k, v in cv.items()}, **{f"test_{k}": v for k, v in test.items()}}
-        mlflow.log_metrics(metrics, model_id=model_info.model_id if model_info else None)
-        for row in folds.itertuples():
-            mlflow.log_metric("cv_fold_pr_auc", float(row.pr_auc), step=int(row.fold))
-        mlflow.set_tags(
-            {"threshold": f"{choice.threshold:.6g}", "threshold_feasible": str(choice.feasible).lower()}
-        )
-        _log_artifacts(experiment, dataset, split, fit, choice, cv, test, folds)
-        log.info(
-            "run %s: threshold %.4f (%s), test PR-AUC %.4f, recall %.3f, precision %.3f",
-            run.info.run_id,
-            choice.threshold,
-            policy.name,
-            test["pr_auc"],
-            test["recall"],
-            test["precision"],
-        )
+        with progress.stage("logging") as stage:
+            model_info = None
+            frozen = FrozenModel(
+                predict_pipeline(fit.pipeline),
+                choice.threshold,
+                [str(c) for c in dataset.X.columns],
+                policy.name,
+            )
+            if experiment.tracking.log_model:
+                model_info = log_frozen_model(frozen, dataset.X.iloc[split.train[:5]])
+            metrics = {**{f"cv_{k}": v for k, v in cv.items()}, **{f"test_{k}": v for k, v in test.items()}}
+            mlflow.log_metrics(metrics, model_id=model_info.model_id if model_info else None)
+            for row in folds_table.itertuples():
+                mlflow.log_metric("cv_fold_pr_auc", float(row.pr_auc), step=int(row.fold))
+            mlflow.set_tags(
+                {"threshold": f"{choice.threshold:.6g}", "threshold_feasible": str(choice.feasible).lower()}
+            )
+            _log_artifacts(experiment, dataset, split, fit, choice, cv, test, folds_table)
+            stage.detail = ("model, " if model_info else "") + "metrics, scores, plots"
         return RunOutcome(
             run.info.run_id,
             experiment_id,

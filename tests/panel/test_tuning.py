@@ -20,6 +20,7 @@ from imblab.panel.experiment import run_panel
 from imblab.panel.recurrent import RecurrentModel
 from imblab.panel.synthetic import make_panel_synthetic
 from imblab.panel.tuning import model_value, val_objective
+from imblab.tracking.layout import TAG_TRIAL_NUMBER, TAG_TRIAL_STATE
 from tests.panel.test_app import compose_panel
 
 TINY = (
@@ -64,11 +65,17 @@ def test_study_prunes_nests_trials_and_finishes(tmp_path: Path, tracking_uri: st
         [outcome.experiment_id], f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{outcome.run_id}'", max_results=50
     )
     assert len(trials) == 6
-    states = {r.data.tags["optuna.trial_state"] for r in trials}
+    states = {r.data.tags[TAG_TRIAL_STATE] for r in trials}
     assert states == {"COMPLETE", "PRUNED"}
-    pruned = next(r for r in trials if r.data.tags["optuna.trial_state"] == "PRUNED")
+    assert {r.info.status for r in trials} == {"FINISHED"}  # pruned is not an error
+    pruned = next(r for r in trials if r.data.tags[TAG_TRIAL_STATE] == "PRUNED")
     history = client.get_metric_history(pruned.info.run_id, "epoch_val_objective")
     assert [m.step for m in history] == list(range(len(history))) and len(history) < 4
+    number = pruned.data.tags[TAG_TRIAL_NUMBER]
+    assert pruned.info.run_name == f"trial-{number} pruned@epoch {len(history)}"
+    complete = next(r for r in trials if r.data.tags[TAG_TRIAL_STATE] == "COMPLETE")
+    value = complete.data.metrics["trial_value"]
+    assert complete.info.run_name == f"trial-{complete.data.tags[TAG_TRIAL_NUMBER]} val_objective={value:.4f}"
     artifacts = {a.path for a in client.list_artifacts(outcome.run_id, "tuning")}
     assert "tuning/optimization_history.png" in artifacts
     assert np.isfinite(outcome.test_metrics["class_macro_f1"])
@@ -81,6 +88,7 @@ def test_resume_continues_to_n_trials(tmp_path: Path, tracking_uri: str) -> None
     second = run_panel(_tuned(tracking_uri, "tuning.n_trials=4", *extra))
     study = optuna.load_study(study_name="panel-resume", storage=storage)
     assert len(study.trials) == 4
+    assert study.metric_names == ["val_objective"]  # optuna-dashboard labels its axis with it
     metrics = MlflowClient(tracking_uri).get_run(second.run_id).data.metrics
     assert metrics["tuning_trials_run_here"] == 2
 

@@ -7,7 +7,9 @@ import contextlib
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 
@@ -35,3 +37,40 @@ def stopped_at_exit(*procs: subprocess.Popen) -> Iterator[None]:
     finally:
         for proc in procs:
             stop_group(proc)
+
+
+def orphans_of(pid: int) -> list[int]:
+    """Processes still running (zombies aside) that belong to the dead process ``pid``: its process group
+    (``spawn`` made ``pid`` a group leader) or its imblab workers (``$IMBLAB_WORKER_OF=<pid>:...``)."""
+    from imblab.process import WORKER_ENV, stat
+
+    marker = f"{WORKER_ENV}={pid}:".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == pid:
+            continue
+        info = stat(int(entry.name))
+        if info is None or info.state in ("Z", "X"):
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            environ = b""
+        if info.pgrp == pid or any(var.startswith(marker) for var in environ.split(b"\0")):
+            found.append(int(entry.name))
+    return found
+
+
+def orphans_within(pid: int, seconds: float) -> list[int]:
+    """``orphans_of(pid)`` once none is left or ``seconds`` have passed, whichever comes first."""
+    deadline = time.monotonic() + seconds
+    while (left := orphans_of(pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def kill_all(pids: list[int]) -> None:
+    """SIGKILL ``pids`` (orphans a test found: they must not outlive it either)."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)

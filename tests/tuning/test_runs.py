@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import mlflow
+import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
 from imblab.errors import ImblabError
 from imblab.experiment import run_experiment
 from imblab.tracking.layout import TAG_STORAGE, TAG_STUDY, TAG_TRIAL_NUMBER, TAG_TRIAL_STATE
-from imblab.tracking.trials import MLFLOW_STATUS
+from imblab.tracking.trials import RUN_NAME_LIMIT, study_figures, trial_run_name
 from tests.tuning.common import experiment, trial_runs
 
 
@@ -48,7 +50,17 @@ def test_tuned_run_logs_trials_as_nested_runs_and_a_reloadable_model(tracking_ur
     assert states["COMPLETE"] >= 2 and states["PRUNED"] >= 1, states
     for r in trials:
         state = r.data.tags[TAG_TRIAL_STATE]
-        assert r.info.status == MLFLOW_STATUS[state]
+        # A pruned trial is not an error: FINISHED (no red cross in the UI), PRUNED in optuna.state.
+        assert r.info.status == "FINISHED"
+        number = r.data.tags[TAG_TRIAL_NUMBER]
+        if state == "PRUNED":
+            done = int(r.data.metrics["folds_done"])
+            assert r.info.run_name == f"trial-{number} pruned@fold {done}"
+        else:
+            assert re.fullmatch(rf"trial-{number} pr_auc=0\.\d{{4}}", r.info.run_name), r.info.run_name
+            assert float(r.info.run_name.split("=")[1]) == pytest.approx(
+                r.data.metrics["trial_value"], abs=5e-5
+            )
         assert r.data.tags["imblab.role"] == "trial"
         assert set(r.data.params) == best_params
         assert r.data.metrics["duration_seconds"] >= 0
@@ -107,6 +119,25 @@ def test_a_bad_tuning_config_fails_the_run_without_trials(tracking_uri: str) -> 
     client = MlflowClient(tracking_uri)
     runs = client.search_runs([client.get_experiment_by_name("bad").experiment_id])
     assert [r.info.status for r in runs] == ["FAILED"]  # the run itself, no trial runs
+
+
+def test_trial_run_names_say_the_value_or_where_the_trial_stopped() -> None:
+    assert (
+        trial_run_name(7, "COMPLETE", "val_objective", 1.04123, 20, "epoch") == "trial-7 val_objective=1.0412"
+    )
+    assert trial_run_name(7, "PRUNED", "val_objective", None, 3, "epoch") == "trial-7 pruned@epoch 3"
+    assert trial_run_name(12, "PRUNED", "pr_auc", None, 2, "fold") == "trial-12 pruned@fold 2"
+    assert trial_run_name(3, "FAIL", "pr_auc", None, 0, "fold") == "trial-3 fail"
+    long = trial_run_name(123, "COMPLETE", "a_very_long_metric_name_that_goes_on_and_on", 0.5, 5, "fold")
+    assert len(long) <= RUN_NAME_LIMIT and long.startswith("trial-123 a_very") and long.endswith("=0.5000")
+
+
+def test_study_plots_label_their_axis_with_the_metric() -> None:
+    study = optuna.create_study(direction="maximize")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) + t.suggest_float("y", 0, 1), n_trials=4)
+    figures = study_figures(study, "pr_auc")
+    assert figures["optimization_history"].axes[0].get_ylabel() == "pr_auc"
+    assert figures["param_importances"].axes[0].get_legend_handles_labels()[1] == ["pr_auc"]
 
 
 def test_an_interrupted_study_leaves_no_trial_run_running(

@@ -26,6 +26,7 @@ def test_a_resumed_study_continues_its_trial_count(tmp_path: Path) -> None:
     first = tune(exp, dataset, split)
     assert len(load_study(storage, "resume").trials) == 3
     assert first == refit_params(load_study(storage, "resume"))
+    assert load_study(storage, "resume").metric_names == ["pr_auc"]  # optuna-dashboard's axis label
 
     exp, dataset, split = setup(*common, "tuning.n_trials=5")
     second = tune(exp, dataset, split)

@@ -1,4 +1,8 @@
-"""``imblab compare``: a sweep's runs on the test set, with bootstrap CIs and a paired comparison."""
+"""``imblab compare``: a sweep's runs on the test set, with bootstrap CIs and a paired comparison.
+
+Binary (``imblab train``) runs get the binary report (``imblab.report.comparison``); panel runs (tag
+``imblab.workload=panel``) the panel report (``imblab.report.panel_comparison``): CIs over test persons.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,15 @@ import argparse
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from imblab.metrics.names import bootstrap_metric
 from imblab.report.comparison import bootstrap_table, check_n_boot, load_sweep
+from imblab.report.panel_comparison import DEFAULT_METRIC as PANEL_DEFAULT_METRIC
+from imblab.report.panel_runs import is_panel_selection
 
 log = logging.getLogger(__name__)
+BINARY_METRIC = "test_pr_auc"
 
 
 def main(argv: Sequence[str]) -> int:
@@ -20,15 +28,22 @@ def main(argv: Sequence[str]) -> int:
         description="Compare a sweep's runs on the test set: 95% bootstrap CIs and a paired comparison "
         "with the best run. All formats are written to --output; --format picks what is printed.",
     )
-    p.add_argument("--experiment", default=None, help="MLflow experiment (default: imblab, or the sweep's)")
+    p.add_argument(
+        "--experiment",
+        default=None,
+        help="MLflow experiment (default: imblab, or the sweep's); panel runs: panel",
+    )
     p.add_argument(
         "--sweep",
         default=None,
-        help="sweep parent run id, or 'all' for every finished run, the newest of each variant "
-        "(default: latest sweep)",
+        help="sweep parent run id, 'all' for every finished run (the newest of each variant), or the id of "
+        "one panel run, e.g. a tuned one (default: latest sweep)",
     )
     p.add_argument(
-        "--metric", default="test_pr_auc", help="test metric that ranks the runs (default: test_pr_auc)"
+        "--metric",
+        default=None,
+        help=f"metric that ranks the runs (default: {BINARY_METRIC}; panel runs: {PANEL_DEFAULT_METRIC}, any "
+        "val_<m> or test_<m> panel metric)",
     )
     p.add_argument(
         "--format",
@@ -52,20 +67,45 @@ def main(argv: Sequence[str]) -> int:
     )
     p.add_argument("--all-runs", action="store_true", help="keep older runs of a variant that was run again")
     args = p.parse_args(list(argv))
-    bootstrap_metric(args.metric)  # fail before any download
     check_n_boot(args.n_boot)
+    if is_panel_selection(args.experiment, args.sweep, args.tracking_uri):
+        return _panel(args)
+    metric = args.metric or BINARY_METRIC
+    bootstrap_metric(metric)  # fail before any download
 
     sweep = load_sweep(args.experiment, args.sweep, args.tracking_uri, args.partial, args.all_runs)
-    comparison = bootstrap_table(sweep, args.metric, n_boot=args.n_boot, seed=args.seed)
-    from imblab.report.files import default_output, log_report, write_report  # matplotlib: only now
+    comparison = bootstrap_table(sweep, metric, n_boot=args.n_boot, seed=args.seed)
+    from imblab.report.files import default_output, write_report  # matplotlib: only now
 
     out = args.output or default_output(sweep)
-    files = write_report(comparison, out)
+    return _emit(args, comparison, out, write_report(comparison, out))
+
+
+def _panel(args: argparse.Namespace) -> int:
+    from imblab.panel.metrics import ranking_metric
+    from imblab.report.panel_comparison import panel_comparison
+    from imblab.report.panel_runs import load_panel_runs
+
+    metric = args.metric or PANEL_DEFAULT_METRIC
+    ranking_metric(metric)  # fail before any download
+    selection = load_panel_runs(args.experiment, args.sweep, args.tracking_uri, args.partial, args.all_runs)
+    comparison = panel_comparison(selection, metric, n_boot=args.n_boot, seed=args.seed)
+    from imblab.report.files import default_output
+    from imblab.report.panel_files import write_panel_report  # matplotlib: only now
+
+    out = args.output or default_output(selection)  # any object with a .name, as a Sweep has
+    return _emit(args, comparison, out, write_panel_report(comparison, out))
+
+
+def _emit(args: argparse.Namespace, comparison: Any, out: Path, files: dict[str, Path]) -> int:
+    """Log the report on the sweep's parent (or the one run compared), print the chosen format."""
+    from imblab.report.files import log_report
+
     logged = None if args.no_log else log_report(comparison, out)
     if args.format == "html":
         print(files["html"])
     else:
         print(files[args.format].read_text(), end="")
-    where = f"; logged on sweep run {logged} under report/" if logged else ""
+    where = f"; logged on run {logged} under report/" if logged else ""
     log.info("report written to %s%s", out, where)
     return 0

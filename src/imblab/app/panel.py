@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from imblab.app.hydra import conf_dir, in_multirun, run_hydra, sweep_dir
+from imblab.app.hydra import conf_dir, in_multirun, progress_display, report_run, run_hydra, sweep_dir
 
 CONFIG_NAME = "panel"
 
@@ -27,12 +27,15 @@ def search_path_override() -> str:
 def _task(cfg: Any) -> float:
     from imblab.config.panel import panel_experiment_from_config
     from imblab.panel.experiment import run_panel
+    from imblab.tracking.store import resolve_tracking_uri
     from imblab.tracking.sweeps import parent_run_id
 
-    outcome = run_panel(panel_experiment_from_config(cfg), parent_run_id(in_multirun(), sweep_dir()))
+    experiment = panel_experiment_from_config(cfg)
+    outcome = run_panel(experiment, parent_run_id(in_multirun(), sweep_dir()), progress_display())
+    report_run(resolve_tracking_uri(experiment.tracking.uri), outcome.run_id, outcome.model_uri)
     return float(outcome.test_metrics["class_macro_f1"])
 
 
 def main(argv: Sequence[str]) -> int:
-    run_hydra(_task, "imblab panel", [*argv, search_path_override()], CONFIG_NAME, panel_conf_dir())
+    run_hydra(_task, list(argv), CONFIG_NAME, panel_conf_dir(), [search_path_override()])
     return 0

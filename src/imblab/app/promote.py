@@ -1,34 +1,46 @@
-"""``imblab promote``: register the best run's model as challenger; gate the champion alias."""
+"""``imblab promote``: register a run's model as challenger; gate the champion alias (binary or panel)."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
 
-from imblab.registry.gate import CHALLENGER, CHAMPION, DEFAULT_MODEL_NAME
-from imblab.registry.promote import promote
+from imblab.registry.gate import ALREADY_CHAMPION, CHALLENGER, CHAMPION, DEFAULT_MODEL_NAME
+from imblab.registry.promote import DEFAULT_PANEL_MODEL_NAME, promote
 
 
 def main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(
         prog="imblab promote",
-        description="Register the best run's frozen model as 'challenger'; "
-        "move 'champion' to it if it passes the gate.",
+        description="Register the best run's (or --run's) frozen model as 'challenger'; move 'champion' to "
+        "it if it beats the current champion on the same test rows (panel: the same test persons). "
+        "Promotions of one model name run one at a time; a run is registered once.",
     )
     p.add_argument("--experiment", default="imblab", help="MLflow experiment to pick the best run from")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--run", dest="run_id", default=None, help="promote this run instead of the best one")
+    which.add_argument("--sweep", default=None, help="only the runs of this sweep (its parent run id)")
     p.add_argument(
         "--metric",
-        default="test_pr_auc",
-        help="ranking metric (test_* or cv_*); the gate compares test_<same metric> on shared test rows. "
-        "expected_cost, brier, fp, fn: lower is better; others: higher",
+        default=None,
+        help="ranking metric; the gate compares test_<same metric> on shared test rows. Binary runs: "
+        "test_<m> or cv_<m> (default test_pr_auc; expected_cost, brier, fp, fn: lower is better). Panel "
+        "runs: test_<m> or val_<m> (default test_class_balanced_accuracy; wage_rmse, wage_mae, "
+        "wage_rmse_level: lower is better)",
     )
-    p.add_argument("--model-name", default=DEFAULT_MODEL_NAME, help="registered model name")
-    p.add_argument("--sweep", default=None, help="only the runs of this sweep (its parent run id)")
+    p.add_argument(
+        "--name",
+        "--model-name",
+        dest="model_name",
+        default=None,
+        help=f"registered model name (default {DEFAULT_MODEL_NAME}; panel runs {DEFAULT_PANEL_MODEL_NAME})",
+    )
     p.add_argument(
         "--min-improvement",
         type=float,
         default=0.0,
-        help="required gain of the gate metric over the champion (in its better direction); default 0",
+        help="required gain of the gate metric over the champion (in its better direction); default 0: "
+        "strictly better (a tie never moves the champion); negative: allow a worse model",
     )
     p.add_argument("--dry-run", action="store_true", help="show the decision; register nothing")
     p.add_argument(
@@ -40,6 +52,7 @@ def main(argv: Sequence[str]) -> int:
         args.experiment,
         args.metric,
         args.model_name,
+        run_id=args.run_id,
         sweep=args.sweep,
         min_improvement=args.min_improvement,
         dry_run=args.dry_run,
@@ -47,7 +60,13 @@ def main(argv: Sequence[str]) -> int:
         tracking_uri=args.tracking_uri,
     )
     print(decision.summary())
-    if decision.version and not decision.dry_run and decision.outcome != "already_champion":
-        aliases = f"@{CHALLENGER}" + (f" and @{CHAMPION}" if decision.promoted else "")
-        print(f"  models:/{decision.model_name}/{decision.version} is now {aliases}")
+    uri = f"models:/{decision.model_name}/{decision.version}"
+    if decision.outcome == ALREADY_CHAMPION:
+        print(f"  no-op: {uri} already is @{CHAMPION}; nothing registered, no alias moved")
+    elif decision.dry_run:
+        pass
+    elif decision.promoted:
+        print(f"  {uri} is now @{CHAMPION} (and @{CHALLENGER})")
+    else:
+        print(f"  {uri} is now @{CHALLENGER}; @{CHAMPION} stays at version {decision.champion_version}")
     return 0

@@ -10,7 +10,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from imblab.tracking.sweeps import close_sweep, open_sweep
+from imblab.app.hydra import close_and_report_sweep
+from imblab.tracking.sweeps import open_sweep
 
 log = logging.getLogger(__name__)
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -48,4 +49,4 @@ class SweepCallback(Callback):
         open_sweep(config.tracking.uri, str(config.tracking.experiment), name, jobs, where)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        close_sweep(failed=False)
+        close_and_report_sweep(failed=False)

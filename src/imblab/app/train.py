@@ -5,18 +5,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from imblab.app.hydra import in_multirun, run_hydra, sweep_dir
+from imblab.app.hydra import in_multirun, progress_display, report_run, run_hydra, sweep_dir
 
 
 def _task(cfg: Any) -> float:
     from imblab.config.compose import experiment_from_config
     from imblab.experiment import run_experiment
+    from imblab.tracking.store import resolve_tracking_uri
     from imblab.tracking.sweeps import parent_run_id
 
-    outcome = run_experiment(experiment_from_config(cfg), parent_run_id(in_multirun(), sweep_dir()))
+    experiment = experiment_from_config(cfg)
+    outcome = run_experiment(experiment, parent_run_id(in_multirun(), sweep_dir()), progress_display())
+    report_run(resolve_tracking_uri(experiment.tracking.uri), outcome.run_id, outcome.model_uri)
     return float(outcome.test_metrics["pr_auc"])
 
 
 def main(argv: Sequence[str]) -> int:
-    run_hydra(_task, "imblab", list(argv))
+    run_hydra(_task, list(argv))
     return 0

@@ -21,7 +21,6 @@ def _task(cfg: Any) -> None:
 
 def main(argv: Sequence[str]) -> int:
     args = list(argv)
-    if not any(a.startswith(("tuning=", "+tuning=", "~tuning")) for a in args):
-        args.insert(0, "tuning=optuna")
-    run_hydra(_task, "imblab tune-worker", args)
+    chosen = any(a.startswith(("tuning=", "+tuning=", "~tuning")) for a in args)
+    run_hydra(_task, args, overrides=[] if chosen else ["tuning=optuna"])
     return 0

@@ -23,15 +23,15 @@ import numpy as np
 import pandas as pd
 
 import imblab
+from imblab.console.progress import RunProgress, Stage
 from imblab.frozen import pip_requirements
 from imblab.panel.dataset import Panel, PanelPrediction
 from imblab.panel.examples import Examples, Standardizer, build_examples, person_split
 from imblab.panel.frozen import PanelFrozenModel, panel_input_example, panel_signature
 from imblab.panel.metrics import class_metrics, slug, wage_metrics
 from imblab.report.panel_figures import class_confusion_figure, history_figure, wage_figure
-from imblab.tracking.artifacts import log_figures, log_parquet
+from imblab.tracking.artifacts import log_config, log_figures, log_parquet
 from imblab.tracking.layout import (
-    CONFIG_YAML,
     DECISION_JSON,
     METRICS_JSON,
     PANEL_TEST_PREDICTIONS,
@@ -64,7 +64,7 @@ class PanelOutcome:
     model_uri: str | None = None
 
 
-def _fit(model: Any, train: Examples, val: Examples) -> list[dict[str, float]]:
+def _fit(model: Any, train: Examples, val: Examples, stage: Stage) -> list[dict[str, float]]:
     """Fit ``model``; a model with epochs logs each one (``step=epoch``). Returns the epoch history."""
     if "on_epoch" not in inspect.signature(model.fit).parameters:
         model.fit(train, val)
@@ -72,6 +72,7 @@ def _fit(model: Any, train: Examples, val: Examples) -> list[dict[str, float]]:
 
     def on_epoch(epoch: int, logs: dict[str, float]) -> None:
         mlflow.log_metrics(logs, step=epoch)
+        stage.advance()
 
     model.fit(train, val, on_epoch=on_epoch)
     return list(getattr(model, "history_", []))
@@ -94,8 +95,13 @@ def _counts(panel: Panel, parts: list[Examples]) -> dict[str, float]:
     return counts
 
 
-def run_panel(experiment: PanelExperiment, parent_run_id: str | None = None) -> PanelOutcome:
-    """Run one configured panel experiment and log it to MLflow; the run ends FINISHED or FAILED."""
+def run_panel(
+    experiment: PanelExperiment, parent_run_id: str | None = None, live: bool | None = None
+) -> PanelOutcome:
+    """Run one configured panel experiment and log it to MLflow; the run ends FINISHED or FAILED.
+
+    ``live``: the progress display on stderr, as for :func:`imblab.experiment.run_experiment`.
+    """
     uri = use_tracking(experiment.tracking.uri)
     experiment_id = ensure_experiment(experiment.tracking.experiment, uri)
     tags = {
@@ -110,55 +116,72 @@ def run_panel(experiment: PanelExperiment, parent_run_id: str | None = None) -> 
     }
     if parent_run_id:
         tags[TAG_SWEEP] = parent_run_id
-    with tracked_run(experiment_id, experiment.run_name, tags, parent_run_id=parent_run_id) as run:
-        mlflow.log_params(flatten(experiment.config))
-        panel = experiment.load_data()
-        mlflow.set_tags({"data": panel.name, "data_dropped": json.dumps(panel.dropped)[:TAG_LIMIT]})
-        examples = build_examples(panel, experiment.max_len)
-        persons = person_split(examples, experiment.split.fractions, experiment.split.seed)
-        raw = [examples.of_persons(p) for p in persons]
-        mlflow.log_metrics(_counts(panel, raw))
-        scaler = Standardizer().fit(raw[0])
-        train, val, test = (scaler.transform(ex) for ex in raw)
+    title = f"imblab panel: {experiment.model_name} · {experiment.class_balance} · {experiment.decision_name}"
+    with (
+        tracked_run(experiment_id, experiment.run_name, tags, parent_run_id=parent_run_id) as run,
+        RunProgress(title, live) as progress,
+    ):
+        with progress.stage("data") as stage:
+            mlflow.log_params(flatten(experiment.config))
+            panel = experiment.load_data()
+            mlflow.set_tags({"data": panel.name, "data_dropped": json.dumps(panel.dropped)[:TAG_LIMIT]})
+            examples = build_examples(panel, experiment.max_len)
+            persons = person_split(examples, experiment.split.fractions, experiment.split.seed)
+            raw = [examples.of_persons(p) for p in persons]
+            mlflow.log_metrics(_counts(panel, raw))
+            scaler = Standardizer().fit(raw[0])
+            train, val, test = (scaler.transform(ex) for ex in raw)
+            sizes = " / ".join(f"{len(ex)} {part}" for part, ex in zip(PARTS, raw, strict=True))
+            stage.detail = f"{panel.name}: {panel.n_persons} persons; examples {sizes}"
 
         model = experiment.model
         if getattr(model, "n_classes", 0) is None:  # a class may be absent from the training persons
             model.n_classes = panel.n_classes
         if experiment.tuning.enabled:  # the study sees training and validation persons only
-            model = _tuned(experiment, panel, model, train, val)
-        history = _fit(model, train, val)
-        val_pred, test_pred = model.predict(val), model.predict(test)
-        policy, names = experiment.decision, panel.class_names
-        offsets = policy.choose(val.y_cls, val_pred.logits)  # validation persons only
-        val_cls, test_cls = policy.decide(val_pred.logits, offsets), policy.decide(test_pred.logits, offsets)
-        val_m, test_m = _scores(val, val_pred, val_cls, names), _scores(test, test_pred, test_cls, names)
+            with progress.stage("tuning", bar=False) as stage:  # the study draws its own trial bar
+                model = _tuned(experiment, panel, model, train, val)
+        epochs = getattr(model, "max_epochs", None)
+        with progress.stage("fit", total=epochs, unit="epoch") as stage:
+            history = _fit(model, train, val, stage)
+            best = getattr(model, "best_epoch_", -1) + 1  # best_epoch_ is 0-based
+            stage.detail = f"{len(history)} epochs, best: epoch {best}" if history else type(model).__name__
+        with progress.stage("scoring") as stage:
+            val_pred, test_pred = model.predict(val), model.predict(test)
+            policy, names = experiment.decision, panel.class_names
+            offsets = policy.choose(val.y_cls, val_pred.logits)  # validation persons only
+            val_cls = policy.decide(val_pred.logits, offsets)
+            test_cls = policy.decide(test_pred.logits, offsets)
+            val_m, test_m = _scores(val, val_pred, val_cls, names), _scores(test, test_pred, test_cls, names)
+            stage.detail = f"decision {experiment.decision_name} (chosen on validation persons)"
 
-        model_info = None
-        if experiment.tracking.log_model:
-            frozen = PanelFrozenModel(
-                model, scaler, panel, experiment.max_len, offsets, experiment.decision_name
+        with progress.stage("logging") as stage:
+            model_info = None
+            if experiment.tracking.log_model:
+                frozen = PanelFrozenModel(
+                    model, scaler, panel, experiment.max_len, offsets, experiment.decision_name
+                )
+                example = panel_input_example(panel, persons[0][:3])
+                requirements = [*pip_requirements(), f"torch=={_version('torch')}"]
+                metadata = {
+                    "columns": frozen.columns,
+                    "class_names": names,
+                    "decision": experiment.decision_name,
+                }
+                model_info = log_pyfunc(
+                    frozen, example, panel_signature(frozen, example), metadata, requirements
+                )
+            final = {
+                **{f"val_{k}": v for k, v in val_m.items()},
+                **{f"test_{k}": v for k, v in test_m.items()},
+            }
+            if history:
+                final |= {"best_epoch": float(getattr(model, "best_epoch_", -1)), "epochs_run": len(history)}
+            mlflow.log_metrics(final, step=len(history), model_id=model_info.model_id if model_info else None)
+            best_epoch = getattr(model, "best_epoch_", None)
+            _log_artifacts(
+                experiment, panel, test, test_pred, test_cls, offsets, history, best_epoch, val_m, test_m
             )
-            example = panel_input_example(panel, persons[0][:3])
-            requirements = [*pip_requirements(), f"torch=={_version('torch')}"]
-            metadata = {"columns": frozen.columns, "class_names": names, "decision": experiment.decision_name}
-            model_info = log_pyfunc(frozen, example, panel_signature(frozen, example), metadata, requirements)
-        final = {**{f"val_{k}": v for k, v in val_m.items()}, **{f"test_{k}": v for k, v in test_m.items()}}
-        if history:
-            final |= {"best_epoch": float(getattr(model, "best_epoch_", -1)), "epochs_run": len(history)}
-        mlflow.log_metrics(final, step=len(history), model_id=model_info.model_id if model_info else None)
-        best_epoch = getattr(model, "best_epoch_", None)
-        _log_artifacts(
-            experiment, panel, test, test_pred, test_cls, offsets, history, best_epoch, val_m, test_m
-        )
-        log.info(
-            "run %s (%s): test wage RMSE %.4f, class balanced accuracy %.3f, macro-F1 %.3f, accuracy %.3f",
-            run.info.run_id,
-            experiment.run_name,
-            test_m["wage_rmse"],
-            test_m["class_balanced_accuracy"],
-            test_m["class_macro_f1"],
-            test_m["class_accuracy"],
-        )
+            stage.detail = ("model, " if model_info else "") + "metrics, predictions, plots"
         return PanelOutcome(
             run.info.run_id, experiment_id, val_m, test_m, model_info.model_uri if model_info else None
         )
@@ -210,7 +233,7 @@ def _log_artifacts(
     for c, p in zip(panel.class_names, pred.probabilities().T, strict=True):
         frame[f"prob_{slug(c)}"] = p
     log_parquet(frame, PANEL_TEST_PREDICTIONS)
-    mlflow.log_dict(experiment.config, CONFIG_YAML)
+    log_config(experiment.config)
     mlflow.log_dict({"val": val_m, "test": test_m}, METRICS_JSON)
     mlflow.log_dict(
         {

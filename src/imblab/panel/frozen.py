@@ -186,3 +186,25 @@ def panel_signature(frozen: PanelFrozenModel, example: pd.DataFrame) -> ModelSig
         warnings.simplefilter("ignore", UserWarning)
         full = infer_signature(example, output, params={"decision": frozen.decision})
     return ModelSignature(inputs=None, outputs=full.outputs, params=full.params)
+
+
+def example_histories(panel: Panel, ex: Examples) -> pd.DataFrame:
+    """Every example of ``ex`` as its own pseudo-person, in the model's input format.
+
+    A frozen model predicts each person's LAST wave only. Example ``i`` (person p, wave t) becomes id ``i``
+    holding p's rows up to t, wave t's targets empty, so one call scores every example (every wave with a
+    history) and row ``i`` of the output is example ``i``. The history is not cut to any ``max_len``: each
+    model cuts it to its own.
+    """
+    f, pid, t = panel.frame, panel.id, panel.time
+    keys = pd.DataFrame({"_example": np.arange(len(ex)), "_person": ex.person, "_t": ex.time})
+    rows = keys.merge(f, left_on="_person", right_on=pid, how="inner", sort=False)
+    rows = rows[rows[t] <= rows["_t"]].sort_values(["_example", t], kind="stable")
+    predicted = (rows[t] == rows["_t"]).to_numpy()
+    out = rows[list(f.columns)].reset_index(drop=True)
+    out[pid] = rows["_example"].to_numpy()
+    names = np.asarray(panel.class_names, dtype=object)
+    out[panel.class_target] = names[out[panel.class_target].to_numpy()]
+    out.loc[predicted, panel.regression_target] = np.nan
+    out.loc[predicted, panel.class_target] = None
+    return out

@@ -24,6 +24,34 @@ from sklearn.metrics import (
 
 from imblab.errors import ImblabError
 
+# Panel metrics a promotion can rank and gate on (with the val_ or test_ prefix): name -> higher is better.
+# Per-class ``recall_<slug>`` / ``precision_<slug>`` are accepted too (higher is better).
+RANKING_METRICS: dict[str, bool] = {
+    "class_balanced_accuracy": True,
+    "class_macro_f1": True,
+    "class_accuracy": True,
+    "wage_rmse": False,
+    "wage_mae": False,
+    "wage_rmse_level": False,
+    "wage_r2": True,
+}
+DEFAULT_RANKING_METRIC = "test_class_balanced_accuracy"
+RANKING_PREFIXES = ("test", "val")
+_LOWER = ", ".join(m for m, higher in RANKING_METRICS.items() if not higher)
+RANKING_USAGE = (
+    f"use test_<m> or val_<m> with <m> one of {list(RANKING_METRICS)} or recall_<class> / "
+    f"precision_<class> (e.g. {DEFAULT_RANKING_METRIC}; {_LOWER} count as lower-is-better)"
+)
+
+
+def ranking_metric(name: str) -> tuple[str, bool]:
+    """``(base metric, higher_is_better)`` of a panel ranking metric such as ``test_class_macro_f1``."""
+    for prefix in RANKING_PREFIXES:
+        base = name.removeprefix(f"{prefix}_") if isinstance(name, str) else ""
+        if base != name and (base in RANKING_METRICS or re.fullmatch(r"(recall|precision)_[a-z0-9_]+", base)):
+            return base, RANKING_METRICS.get(base, True)
+    raise ImblabError(f"--metric {name!r} cannot rank panel models; {RANKING_USAGE}")
+
 
 def slug(name: str) -> str:
     """``"under 35"`` -> ``"under_35"``, ``"35-40"`` -> ``"35_40"``: a metric-name-safe class name."""
@@ -82,3 +110,9 @@ def _pair(y: np.ndarray, pred: np.ndarray, what: str) -> tuple[np.ndarray, np.nd
     if not (np.isfinite(y).all() and np.isfinite(pred).all()):
         raise ImblabError(f"{what} metrics got NaN or infinite values; check the model's predictions.")
     return y, pred
+
+
+# What wage_metrics / class_metrics return (their display order in reports); the direction of each is
+# RANKING_METRICS'.
+WAGE_METRICS: tuple[str, ...] = ("wage_rmse", "wage_mae", "wage_r2", "wage_rmse_level")
+CLASS_METRICS: tuple[str, ...] = ("class_accuracy", "class_balanced_accuracy", "class_macro_f1")

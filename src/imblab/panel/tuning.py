@@ -29,7 +29,7 @@ from imblab.errors import ImblabError
 from imblab.panel.dataset import Panel, PanelPrediction
 from imblab.panel.examples import Examples
 from imblab.tracking.trials import log_study
-from imblab.tuning.attrs import ATTR_ERROR, ATTR_FOLD_SCORES, ATTR_RUN_ID, ATTR_WORKER
+from imblab.tuning.attrs import ATTR_ERROR, ATTR_FOLD_SCORES, ATTR_RUN_ID, ATTR_WORKER, error_attr
 from imblab.tuning.progress import Controller
 from imblab.tuning.run import best_params, study_record, wait_for_running
 from imblab.tuning.settings import check_budget
@@ -142,7 +142,7 @@ class PanelObjective:
         except optuna.TrialPruned:
             raise
         except Exception as exc:
-            trial.set_user_attr(ATTR_ERROR, f"{type(exc).__name__}: {exc}"[:2000])
+            trial.set_user_attr(ATTR_ERROR, error_attr(exc))
             raise
         if not np.isfinite(value):
             raise ImblabError(f"{PANEL_TUNING_METRIC} is not finite ({value})")

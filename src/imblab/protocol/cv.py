@@ -9,6 +9,7 @@ shared by a sweep over policies.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,8 +61,8 @@ def minority_counts(y_train: np.ndarray, folds: list[tuple[np.ndarray, np.ndarra
     return [*counts, int(min(np.bincount(y_train, minlength=2)))]
 
 
-def _fit_one(pipeline: Any, X: Any, y: np.ndarray) -> Any:
-    return pipeline.fit(X, y)
+def _fit_one(index: int, pipeline: Any, X: Any, y: np.ndarray) -> tuple[int, Any]:
+    return index, pipeline.fit(X, y)
 
 
 def fit_and_score(
@@ -71,10 +72,12 @@ def fit_and_score(
     cv: CVSpec,
     sampler_name: str = "sampler",
     model_params: dict[str, Any] | None = None,
+    on_fit: Callable[[], None] | None = None,
 ) -> FitResult:
     """Out-of-fold scores of ``pipeline`` (unfitted) on the training rows, the final fit, the test scores.
 
-    ``model_params`` are only recorded: they are already set on ``pipeline``'s model.
+    ``model_params`` are only recorded: they are already set on ``pipeline``'s model. ``on_fit`` is
+    called as each of the ``cv.folds + 1`` fits finishes (progress).
     """
     start = time.perf_counter()
     X_train = dataset.X.iloc[split.train]
@@ -84,10 +87,16 @@ def fit_and_score(
 
     # The K fold fits and the final fit are independent: run them side by side (cv.n_jobs).
     # Each works on its own clone, so the result is identical to a sequential loop.
+    # Results arrive as fits finish (progress), each with its index (the order of the result).
     jobs = [*folds, (np.arange(len(y_train)), None)]
-    fitted = Parallel(n_jobs=cv.n_jobs)(
-        delayed(_fit_one)(clone(pipeline), X_train.iloc[tr], y_train[tr]) for tr, _ in jobs
+    fitted: list[Any] = [None] * len(jobs)
+    results = Parallel(n_jobs=cv.n_jobs, return_as="generator_unordered")(
+        delayed(_fit_one)(i, clone(pipeline), X_train.iloc[tr], y_train[tr]) for i, (tr, _) in enumerate(jobs)
     )
+    for i, fit in results:
+        fitted[i] = fit
+        if on_fit is not None:
+            on_fit()
     oof = np.full(len(y_train), np.nan)
     fold_ids = np.full(len(y_train), -1, dtype=int)
     for i, ((_, va), fold_pipe) in enumerate(zip(folds, fitted[:-1], strict=True)):

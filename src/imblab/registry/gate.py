@@ -6,6 +6,11 @@ rows (the challenger run's test rows), which is only honest if those rows were t
 champion too: ``comparability_problem`` says when they may not be, and ``comparable`` refuses such a
 comparison unless forced (the decision then records it). ``Decision.tags()`` is what goes onto the
 challenger version, so the registry itself tells why an alias moved or did not.
+
+The rule is the same for every workload (binary runs of ``imblab train``, panel runs of ``imblab panel``):
+only the metrics differ, and a ``Decision`` carries which ones it shows (``shown``). A tie never moves the
+champion: with a minimum improvement of 0 (the default) the challenger must be strictly better, so two
+promotions of equal models cannot flip the alias back and forth.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -26,8 +31,11 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 DEFAULT_MODEL_NAME = "secom-defects"
 
-# Metrics of both models recorded as version tags and printed next to the gate metric.
+# Metrics of both models recorded as version tags and printed next to the gate metric (binary workload).
 SUMMARY_METRICS = ("pr_auc", "roc_auc", "recall", "precision", "f1", "expected_cost", "net_saving")
+BINARY_SHOWN = (*SUMMARY_METRICS, "threshold")
+# Below this, an improvement is float noise: a tie.
+TIE = 1e-12
 
 # Outcomes
 FIRST_CHAMPION = "first_champion"
@@ -102,6 +110,36 @@ def comparable(problem: str | None, champion_version: str, force: bool) -> bool:
     )
 
 
+@dataclass
+class GateRows:
+    """A workload's side of the gate: the challenger run's test rows and how to score a model on them.
+
+    ``imblab.registry.binary`` and ``imblab.registry.panel`` build one; ``promote`` uses nothing else of
+    a workload, so binary and panel promotions go through the same locked code path.
+    """
+
+    workload: str  # "binary" | "panel"
+    n: int  # test rows (binary) or test waves (panel)
+    label: str  # what n counts, e.g. "test rows" or "test waves of 712 persons"
+    shown: tuple[str, ...]  # metrics shown and tagged besides the gate metric
+    header: str  # the challenger version's description: run, model, data, decision or threshold
+    data: Any  # the rebuilt rows, as the workload's two functions below take them
+    scorer: Callable[[str, Any], dict[str, float]]  # (model URI, data) -> every metric on these rows
+    checker: Callable[[Any, Any], str | None]  # (champion's training run, data) -> why its rows differ
+
+    def score(self, model_uri: str) -> dict[str, float]:
+        return self.scorer(model_uri, self.data)
+
+    def problem(self, champion_run: Any) -> str | None:
+        return self.checker(champion_run, self.data)
+
+
+def run_header(workload: str, run_id: str, run_name: str, settings: dict[str, str], io: str) -> str:
+    """The first paragraph of a version's description: which run, its settings, its input and output."""
+    told = ", ".join(f"{k}={v}" for k, v in settings.items())
+    return f"imblab {workload} model from run {run_id} ({run_name}): {told}. {io}"
+
+
 # --------------------------------------------------------------------------------------------------
 # The decision
 # --------------------------------------------------------------------------------------------------
@@ -129,6 +167,8 @@ class Decision:
     test_rows: int = 0
     version: str | None = None  # the challenger's version (None in a dry run)
     dry_run: bool = False
+    shown: tuple[str, ...] = BINARY_SHOWN  # metrics shown and tagged besides the gate metric
+    rows_label: str = "test rows"  # what ``test_rows`` counts
 
     @property
     def base(self) -> str:
@@ -145,7 +185,7 @@ class Decision:
         base = self.base
 
         def pick(m: dict[str, float] | None) -> str:
-            return json.dumps({k: m[k] for k in (base, *SUMMARY_METRICS, "threshold")} if m else None)
+            return json.dumps({k: m[k] for k in (base, *self.shown) if k in m} if m else None)
 
         return {
             "imblab.decision": self.outcome,
@@ -176,30 +216,50 @@ class Decision:
             f"  selected by {self.metric} = {self.selection_value:.4f} "
             f"({'higher' if self.higher_is_better else 'lower'} is better)",
         ]
-        shown = (base, *[m for m in SUMMARY_METRICS if m != base], "threshold")
+        shown = (base, *[m for m in self.shown if m != base])
         champ = self.champion or {}
         label = f"champion v{self.champion_version}" if self.champion_version else "champion"
-        lines.append(f"  {'test metric':<16}{'challenger':>12}{label:>16}")
+        width = max(16, *(len(m) + 2 for m in shown))
+        lines.append(f"  {'test metric':<{width}}{'challenger':>12}{label:>16}")
         for m in shown:
-            c = f"{champ[m]:.4f}" if m in champ else "-"
-            lines.append(f"  {m:<16}{self.challenger[m]:>12.4f}{c:>16}")
-        lines.append(f"  (on {self.test_rows} test rows of run {self.run_id})")
+            new = f"{self.challenger[m]:.4f}" if m in self.challenger else "-"
+            old = f"{champ[m]:.4f}" if m in champ else "-"
+            lines.append(f"  {m:<{width}}{new:>12}{old:>16}")
+        lines.append(f"  (on {self.test_rows} {self.rows_label} of run {self.run_id})")
         return "\n".join(lines)
+
+    def description(self, header: str) -> str:
+        """The registered version's description: what it is (``header``), its test metrics, the decision."""
+        picked = (m for m in (self.base, *self.shown) if m in self.challenger)
+        scores = ", ".join(f"{m} {self.challenger[m]:.4g}" for m in dict.fromkeys(picked))
+        return (
+            f"{header}\n\nTest metrics (on {self.test_rows} {self.rows_label}): {scores}.\n\n"
+            f"Promotion ({self.metric}, gate {self.gate_metric}): {self.outcome}. {self.reason}"
+        )
 
 
 def already_champion(decision: Decision, champion_version: str) -> Decision:
-    """The best run's version already holds the champion alias: nothing to decide."""
+    """The run's version already holds the champion alias: nothing to decide, nothing changes."""
     decision.champion, decision.champion_version = decision.challenger, champion_version
     decision.promoted, decision.outcome = False, ALREADY_CHAMPION
-    decision.reason = f"the best run {decision.run_id} already is champion (version {champion_version})"
+    decision.reason = (
+        f"run {decision.run_id} already is champion (version {champion_version}); nothing changed"
+    )
     return decision
+
+
+def signed(gain: float) -> str:
+    """An improvement as text: 4 decimals, or 3 significant digits when 4 decimals would show +0.0000."""
+    return f"{gain:+.4f}" if gain == 0 or abs(gain) >= 5e-5 else f"{gain:+.2e}"
 
 
 def apply_gate(decision: Decision) -> Decision:
     """Fill in ``promoted``, ``outcome`` and ``reason`` from the two models' gate metric.
 
     Without a champion the challenger becomes the first one. Otherwise it passes when its improvement
-    (in the metric's better direction) is at least ``min_improvement``; a NaN on either side fails.
+    (in the metric's better direction) is at least ``min_improvement`` and, unless the minimum is negative
+    (an explicit allowance for a worse model), above zero: a tie never moves the champion. A NaN on either
+    side fails.
     """
     if decision.champion is None:
         decision.promoted, decision.outcome = True, FIRST_CHAMPION
@@ -215,14 +275,16 @@ def apply_gate(decision: Decision) -> Decision:
         decision.promoted, decision.outcome = False, REJECTED
         decision.reason = f"{cmp}: a NaN metric cannot pass the gate{note}"
         return decision
-    gain = decision.improvement
-    # A tiny tolerance so that "min improvement 0" accepts an exact tie despite float noise.
-    passed = gain >= decision.min_improvement - 1e-12
+    gain, minimum = decision.improvement, decision.min_improvement
+    # TIE absorbs float noise: 0.1 + 0.2 vs 0.3 is a tie, not a gain.
+    tie = abs(gain) <= TIE and minimum >= 0
+    passed = gain >= minimum - TIE and not tie
     verb = "passes" if passed else "fails"
     decision.promoted = passed
     decision.outcome = PROMOTED if passed else REJECTED
+    why = "; a tie never moves the champion" if tie else ""
     decision.reason = (
-        f"{cmp}: improvement {gain:+.4f} {verb} the gate (minimum {decision.min_improvement:g}, "
-        f"{'higher' if decision.higher_is_better else 'lower'} is better){note}"
+        f"{cmp}: improvement {signed(gain)} {verb} the gate (minimum {minimum:g}, "
+        f"{'higher' if decision.higher_is_better else 'lower'} is better{why}){note}"
     )
     return decision

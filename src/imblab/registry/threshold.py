@@ -19,7 +19,7 @@ from imblab.frozen import FrozenModel
 from imblab.metrics.core import threshold_metrics
 from imblab.metrics.costs import Costs, effective_costs
 from imblab.registry.gate import CHALLENGER, CHAMPION
-from imblab.registry.versions import load_frozen, parse_registered_uri, training_run
+from imblab.registry.versions import load_frozen, parse_registered_uri, training_run, workload_of
 from imblab.thresholds import POLICIES, ThresholdPolicy
 from imblab.tracking.artifacts import log_threshold, read_config, read_scores, threshold_record
 from imblab.tracking.layout import (
@@ -28,6 +28,7 @@ from imblab.tracking.layout import (
     TAG_ROLE,
     TAG_SOURCE_RUN,
     TAG_SOURCE_VERSION,
+    WORKLOAD_PANEL,
 )
 from imblab.tracking.models import log_frozen_model
 from imblab.tracking.runs import tracked_run
@@ -102,6 +103,14 @@ def set_threshold(
             f"version {source.version} of {source.name} has no source run; it was not made by imblab"
         )
     train = training_run(client, source.run_id)
+    if workload_of(train) == WORKLOAD_PANEL:
+        raise ImblabError(
+            f"{model_uri} is a panel model: it has a decision policy (decision="
+            f"{train.data.tags.get('decision', '?')}, offsets chosen on the validation persons), not a "
+            "threshold, so set-threshold does not apply. Use the frozen decision, or argmax per call: "
+            "`imblab predict ... --decision argmax` (params={'decision': 'argmax'}); to choose another "
+            "policy, train with `imblab panel decision=...` and promote that run"
+        )
     oof, test = read_scores(train)
     choice = chooser.choose(oof["y_true"].to_numpy(), oof["score"].to_numpy())
     # The run's configured costs with the new policy's own cost parameters on top (as at training).

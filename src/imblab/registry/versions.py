@@ -12,8 +12,10 @@ from mlflow.tracking import MlflowClient
 
 from imblab.errors import ImblabError
 from imblab.frozen import FrozenModel
+from imblab.panel.frozen import PanelFrozenModel
 from imblab.registry.gate import CHAMPION
-from imblab.tracking.layout import TAG_SOURCE_RUN
+from imblab.tracking.artifacts import quiet_downloads
+from imblab.tracking.layout import TAG_SOURCE_RUN, TAG_WORKLOAD, WORKLOAD_BINARY
 
 
 def parse_registered_uri(client: MlflowClient, model_uri: str) -> ModelVersion:
@@ -38,16 +40,32 @@ def parse_registered_uri(client: MlflowClient, model_uri: str) -> ModelVersion:
     )
 
 
-def load_frozen(model_uri: str, dst: str | None = None) -> tuple[Any, FrozenModel]:
-    """The pyfunc model and the ``FrozenModel`` inside it."""
+def load_model(model_uri: str, dst: str | None = None) -> tuple[Any, FrozenModel | PanelFrozenModel]:
+    """The pyfunc model and the imblab model inside it: binary (``FrozenModel``) or panel."""
     try:
-        pyfunc = mlflow.pyfunc.load_model(model_uri, dst_path=dst)
+        with quiet_downloads():  # a model is ~100 files (imblab's code travels with it): no progress bar
+            pyfunc = mlflow.pyfunc.load_model(model_uri, dst_path=dst)
     except MlflowException as exc:
         raise ImblabError(f"cannot load model {model_uri}: {exc.message}") from None
-    frozen = pyfunc.unwrap_python_model()
+    model = pyfunc.unwrap_python_model()
+    if not isinstance(model, FrozenModel | PanelFrozenModel):
+        raise ImblabError(f"{model_uri} is not an imblab frozen model (it holds {type(model).__name__})")
+    return pyfunc, model
+
+
+def load_frozen(model_uri: str, dst: str | None = None) -> tuple[Any, FrozenModel]:
+    """The pyfunc model and the binary ``FrozenModel`` inside it."""
+    pyfunc, frozen = load_model(model_uri, dst)
     if not isinstance(frozen, FrozenModel):
-        raise ImblabError(f"{model_uri} is not an imblab frozen model (it holds {type(frozen).__name__})")
+        raise ImblabError(
+            f"{model_uri} is a panel model (history rows in, next wave out), not a binary frozen model"
+        )
     return pyfunc, frozen
+
+
+def workload_of(run: Run) -> str:
+    """``panel`` for ``imblab panel`` runs, ``binary`` for ``imblab train`` runs (no workload tag)."""
+    return run.data.tags.get(TAG_WORKLOAD, WORKLOAD_BINARY)
 
 
 def training_run(client: MlflowClient, run_id: str) -> Run:

@@ -7,8 +7,10 @@ import base64
 import html
 import io
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import pandas as pd
 from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 
@@ -55,30 +57,56 @@ def html_report(comparison: Comparison, pngs: dict[str, bytes]) -> str:
     title = f"imblab comparison: {comparison.sweep.name}{TITLE_MARK.get(comparison.sweep.state, '')}"
     table = display_table(comparison).to_html(index=False, border=0, escape=True)
     notes = "".join(f"<li>{html.escape(line)}</li>" for line in summary_lines(comparison))
-    plots = "".join(
-        f"<h2>{html.escape(_CAPTIONS.get(name, name))}</h2>"
-        f'<img alt="{html.escape(name)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
-        for name, data in pngs.items()
-    )
+    plots = [figure_html(_CAPTIONS.get(name, name), data) for name, data in pngs.items()]
+    return html_page(title, _CSS, [f'<ul class="note">{notes}</ul>', table, *plots])
+
+
+def html_page(title: str, css: str, parts: Sequence[str]) -> str:
+    """A self-contained page: inline CSS, the title as heading, then ``parts`` (HTML) in order."""
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-        f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
-        f'<ul class="note">{notes}</ul>{table}{plots}</body></html>\n'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{css}</style></head>'
+        f"<body><h1>{html.escape(title)}</h1>{''.join(parts)}</body></html>\n"
     )
+
+
+def figure_html(caption: str, png: bytes) -> str:
+    """A figure as a heading and an inline (base64) PNG."""
+    text = html.escape(caption)
+    return f'<h2>{text}</h2><img alt="{text}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
 def write_report(comparison: Comparison, out_dir: str | Path) -> dict[str, Path]:
     """Write every format (and the plots as PNG) to ``out_dir``; returns the path of each format."""
+    return save_report(
+        out_dir,
+        figures(comparison),
+        csv_table(comparison),
+        lambda pngs: {
+            "table": text_table(comparison),
+            "markdown": markdown_table(comparison),
+            "html": html_report(comparison, pngs),
+        },
+    )
+
+
+def save_report(
+    out_dir: str | Path,
+    figs: dict[str, Figure],
+    table: pd.DataFrame,
+    render: Callable[[dict[str, bytes]], dict[str, str]],
+) -> dict[str, Path]:
+    """The plots as ``plots/<name>.png``, ``table`` as the CSV, and the text ``render(pngs)`` returns for
+    every other format of ``FILES``; returns the path of each format. Shared by binary and panel reports."""
     out = Path(out_dir)
     (out / "plots").mkdir(parents=True, exist_ok=True)
-    pngs = {name: _png(fig) for name, fig in figures(comparison).items()}
+    pngs = {name: _png(fig) for name, fig in figs.items()}
     for name, data in pngs.items():
         (out / "plots" / f"{name}.png").write_bytes(data)
     paths = {fmt: out / name for fmt, name in FILES.items()}
-    paths["table"].write_text(text_table(comparison))
-    paths["markdown"].write_text(markdown_table(comparison))
-    csv_table(comparison).to_csv(paths["csv"], index=False)
-    paths["html"].write_text(html_report(comparison, pngs))
+    for fmt, text in render(pngs).items():
+        paths[fmt].write_text(text)
+    table.to_csv(paths["csv"], index=False)
     return paths
 
 

@@ -33,6 +33,7 @@ from imblab.errors import ImblabError
 from imblab.registry.versions import parse_registered_uri
 from imblab.serving.app import ENV_LABEL, ENV_MAX_BODY, ENV_MODEL_DIR, build_app
 from imblab.serving.scoring import ServedModel
+from imblab.tracking.artifacts import quiet_downloads
 from imblab.tracking.store import client_for
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -84,7 +85,8 @@ def serve(
     local = tempfile.mkdtemp(prefix="imblab-serve-")
     try:
         try:
-            path = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=local)
+            with quiet_downloads():
+                path = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=local)
         except (MlflowException, OSError) as exc:
             raise ImblabError(f"cannot fetch model {model_uri}: {exc}") from None
         model = ServedModel.load(path, label)  # once, before binding: a broken model fails here

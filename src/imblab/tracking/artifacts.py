@@ -24,12 +24,15 @@ from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 from mlflow.exceptions import MlflowException
 
 from imblab.errors import ImblabError
+from imblab.secrets import mask_config
 from imblab.tracking.artifact_cache import local_artifact
 from imblab.tracking.layout import (
     CONFIG_YAML,
     CV_FOLDS_CSV,
+    DECISION_JSON,
     METRICS_JSON,
     OOF_SCORES,
+    PANEL_TEST_PREDICTIONS,
     PLOTS_DIR,
     TEST_SCORES,
     THRESHOLD_JSON,
@@ -82,10 +85,15 @@ def log_run_artifacts(
     log_parquet(oof, OOF_SCORES)
     log_parquet(test, TEST_SCORES)
     mlflow.log_text(folds.to_csv(index=False), CV_FOLDS_CSV)
-    mlflow.log_dict(config, CONFIG_YAML)
+    log_config(config)
     mlflow.log_dict(metrics, METRICS_JSON)
     log_threshold(threshold)
     log_figures(figures, PLOTS_DIR)
+
+
+def log_config(config: dict[str, Any]) -> None:
+    """``config.yaml`` on the active run: the resolved config with its secrets masked (the one writer)."""
+    mlflow.log_dict(mask_config(config), CONFIG_YAML)
 
 
 def log_threshold(record: dict[str, Any]) -> None:
@@ -117,7 +125,8 @@ def quiet_downloads() -> Iterator[None]:
 def _missing(run: Run, what: str, exc: Exception) -> ImblabError:
     return ImblabError(
         f"run {run.info.run_id} ({run.info.run_name}) has no {what} artifact ({exc}); it was not logged "
-        "by `imblab train` (another tool or an older imblab): retrain it with imblab or leave it out"
+        "by `imblab train` or `imblab panel` (another tool or an older imblab): retrain it with imblab or "
+        "leave it out"
     )
 
 
@@ -137,26 +146,45 @@ def read_config(run: Run) -> dict[str, Any]:
 
 def read_threshold(run: Run) -> dict[str, Any]:
     """The run's ``threshold.json`` (policy, threshold, costs, ...)."""
+    return _read_json(run, THRESHOLD_JSON)
+
+
+def _read_json(run: Run, path: str) -> dict[str, Any]:
     with quiet_downloads():
         try:
-            with local_artifact(run, THRESHOLD_JSON) as local:
+            with local_artifact(run, path) as local:
                 record = json.loads(local.read_text())
         except (MlflowException, OSError, ValueError) as exc:
-            raise _missing(run, THRESHOLD_JSON, exc) from None
+            raise _missing(run, path, exc) from None
     if not isinstance(record, dict):
-        raise ImblabError(f"{THRESHOLD_JSON} of run {run.info.run_id} is not a mapping")
+        raise ImblabError(f"{path} of run {run.info.run_id} is not a mapping")
     return record
 
 
 def read_scores(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(out-of-fold, test)`` score frames of a training run, downloaded in one call (and kept in
     the artifact cache when they come from a server: ``imblab.tracking.artifact_cache``)."""
-    folder = Path(OOF_SCORES).parent.as_posix()
+    oof, test = _read_parquets(run, OOF_SCORES, TEST_SCORES)
+    return oof, test
+
+
+def read_panel_predictions(run: Run) -> pd.DataFrame:
+    """A panel run's test predictions (``PANEL_TEST_PREDICTIONS``: person, time, targets, predictions)."""
+    (frame,) = _read_parquets(run, PANEL_TEST_PREDICTIONS)
+    return frame
+
+
+def _read_parquets(run: Run, *paths: str) -> list[pd.DataFrame]:
+    """Parquet artifacts of one folder of ``run``, in one download (cached: ``local_artifact``)."""
+    folder = Path(paths[0]).parent.as_posix()
     with quiet_downloads():
         try:
             with local_artifact(run, folder) as local:
-                oof = pd.read_parquet(local / Path(OOF_SCORES).name)
-                test = pd.read_parquet(local / Path(TEST_SCORES).name)
+                return [pd.read_parquet(local / Path(p).name) for p in paths]
         except (MlflowException, OSError, ValueError) as exc:
-            raise _missing(run, f"{OOF_SCORES} / {TEST_SCORES}", exc) from None
-    return oof, test
+            raise _missing(run, " / ".join(paths), exc) from None
+
+
+def read_panel_decision(run: Run) -> dict[str, Any]:
+    """A panel run's ``decision.json``: the policy and its per-class offsets, in class order."""
+    return _read_json(run, DECISION_JSON)

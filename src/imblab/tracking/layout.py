@@ -11,7 +11,8 @@ TAG_ROLE = "imblab.role"  # what a run is: one of the ROLE_* values
 TAG_SWEEP = "imblab.sweep_id"  # the parent run id of the sweep a job belongs to
 TAG_ERROR = "imblab.error"
 TAG_ERROR_TYPE = "imblab.error_type"
-TAG_COMMAND = "imblab.command"
+TAG_COMMAND = "imblab.command"  # the command as typed (shlex-quoted, rerunnable)
+COMMAND_ENV = "IMBLAB_COMMAND"  # where imblab.app.main leaves that command for the runs (and sweep workers)
 TAG_VERSION = "imblab.version"
 TAG_N_CHILDREN = "imblab.n_children"  # a sweep parent: its job runs, counted when it ends
 TAG_N_JOBS = "imblab.n_jobs"  # a sweep parent: the jobs it launches, recorded when it starts
@@ -26,11 +27,18 @@ TAG_STORAGE = "optuna.storage"  # the study's storage URL, password masked
 TAG_STUDY_METRIC = "optuna.metric"
 TAG_STUDY_DIRECTION = "optuna.direction"
 TAG_TRIAL_NUMBER = "optuna.trial_number"
-TAG_TRIAL_STATE = "optuna.trial_state"  # COMPLETE | PRUNED | FAIL
+TAG_TRIAL_STATE = "optuna.state"  # COMPLETE | PRUNED | FAIL (a PRUNED trial's run is FINISHED)
 TAG_STUDY_RUN = "imblab.study_run_id"  # a tune-worker run -> the latest training run of its study
+# Where a run lives (written at its start by imblab.tracking.lifecycle) and why it was killed
+TAG_HOST = "imblab.host"
+TAG_PID_SCOPE = "imblab.pid_scope"  # boot id / PID namespace: where TAG_PID names one process
+TAG_PID = "imblab.pid"
+TAG_PROCESS_START = "imblab.process_start"  # clock ticks since boot: tells a reused pid apart
+TAG_HEARTBEAT = "imblab.heartbeat"  # unix seconds of the last beat, rewritten while the run lives
+TAG_HEARTBEAT_SECONDS = "imblab.heartbeat_seconds"  # the beat interval the run promised
+TAG_KILLED = "imblab.killed_reason"  # why a run ended KILLED (a signal, or the reaper's finding)
 TAG_WORKER_RUN = "imblab.worker_run_id"  # a trial run nested under a training run -> the worker that ran it
 TAG_RETRY_OF = "optuna.retry_of"  # a trial run of a retried trial -> the number of the trial it retries
-TAG_KILLED = "imblab.killed_reason"  # why a run ended KILLED (e.g. its trial's worker stopped beating)
 
 # Roles (values of TAG_ROLE)
 ROLE_RUN = "run"  # a training run: one frozen model
@@ -55,5 +63,6 @@ TUNING_DIR = "tuning"  # study summary, trials table and plots on a tuned run
 # The panel workload (imblab panel): its runs carry TAG_WORKLOAD = WORKLOAD_PANEL and role ROLE_RUN
 TAG_WORKLOAD = "imblab.workload"
 WORKLOAD_PANEL = "panel"
+WORKLOAD_BINARY = "binary"  # what a run without TAG_WORKLOAD is (imblab train)
 DECISION_JSON = "decision.json"  # the decision policy, its offsets and what they were chosen on
 PANEL_TEST_PREDICTIONS = f"{SCORES_DIR}/test_predictions.parquet"  # person, time, y, predictions

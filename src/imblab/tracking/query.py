@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlflow
 import pandas as pd
 
-from imblab.tracking.layout import ROLE_RUN, TAG_ROLE, TAG_SWEEP
+from imblab.tracking.layout import ROLE_RUN, TAG_ROLE, TAG_SWEEP, TAG_WORKLOAD
 from imblab.tracking.store import client_for, find_experiment
 
 TAG_COLUMNS = {
@@ -13,6 +13,9 @@ TAG_COLUMNS = {
     "model": "model",
     "threshold_policy": "threshold_policy",
     "tuning": "tuning",
+    "class_balance": "class_balance",  # panel runs
+    "decision": "decision",
+    "workload": TAG_WORKLOAD,
 }
 
 

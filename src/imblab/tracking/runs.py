@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,14 +16,16 @@ from mlflow.utils.git_utils import get_git_commit
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
 
 import imblab
-from imblab.tracking.layout import TAG_ERROR, TAG_ERROR_TYPE
+from imblab.secrets import mask, mask_config, mask_tags
+from imblab.tracking.layout import COMMAND_ENV, TAG_ERROR, TAG_ERROR_TYPE, TAG_KILLED
+from imblab.tracking.lifecycle import live, location_tags
 
 PARAM_LIMIT = 6000  # MLflow's param value limit
 TAG_LIMIT = 5000
 
 
 def flatten(config: dict[str, Any]) -> dict[str, str]:
-    """Nested plain config as ``{"model.estimator.n_estimators": "600", ...}`` (MLflow params)."""
+    """Nested plain config as ``{"model.estimator.n_estimators": "600", ...}`` (MLflow params), masked."""
     flat: dict[str, str] = {}
 
     def walk(prefix: str, node: Any) -> None:
@@ -32,12 +36,20 @@ def flatten(config: dict[str, Any]) -> dict[str, str]:
             text = json.dumps(node) if isinstance(node, list | dict) else str(node)
             flat[prefix] = text[:PARAM_LIMIT]
 
-    walk("", config)
+    walk("", mask_config(config))
     return flat
 
 
 def command_line() -> str:
-    return " ".join(["imblab", *sys.argv[1:]]) if sys.argv else "imblab"
+    """The command that made the run, shell-quoted so it can be pasted back (``imblab train 'x=a b' -m``),
+    passwords masked (tag ``imblab.command``).
+
+    ``imblab.app.main`` records it as typed, subcommand included, in ``$IMBLAB_COMMAND`` (so a sweep's
+    worker processes see it too); Hydra rewrites ``sys.argv``, which would drop the subcommand. Outside
+    the command (the Python API) it is this process's arguments.
+    """
+    typed = os.environ.get(COMMAND_ENV) or shlex.join(["imblab", *sys.argv[1:]])
+    return mask(typed)
 
 
 def git_tags() -> dict[str, str]:
@@ -56,22 +68,27 @@ def tracked_run(
 ) -> Iterator[mlflow.ActiveRun]:
     """An MLflow run that ends FINISHED, or FAILED/KILLED with the error recorded as tags.
 
-    Nothing is left RUNNING: whatever escapes the body terminates the run before re-raising.
+    Nothing is left RUNNING: whatever escapes the body terminates the run before re-raising (an interrupt,
+    i.e. SIGINT/SIGTERM, ends it KILLED with ``imblab.killed_reason``). While open, the run says where it
+    lives and beats (``imblab.tracking.lifecycle``), so a later command can reap it if its process dies.
     """
     run = mlflow.start_run(
         experiment_id=experiment_id,
-        run_name=run_name,
-        tags={**git_tags(), **tags},
+        run_name=mask(run_name),
+        tags=mask_tags({**git_tags(), **location_tags(), **tags}),
         parent_run_id=parent_run_id,
     )
-    try:
-        yield run
-    except BaseException as exc:
-        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-        with contextlib.suppress(Exception):
-            mlflow.set_tags(
-                {TAG_ERROR: str(exc)[:TAG_LIMIT] or type(exc).__name__, TAG_ERROR_TYPE: type(exc).__name__}
-            )
-        mlflow.end_run(status)
-        raise
-    mlflow.end_run("FINISHED")
+    with live(run.info.run_id, mlflow.get_tracking_uri()):
+        try:
+            yield run
+        except BaseException as exc:
+            interrupted = isinstance(exc, KeyboardInterrupt)
+            message = mask(str(exc))[:TAG_LIMIT] or type(exc).__name__
+            with contextlib.suppress(Exception):
+                mlflow.set_tags(
+                    {TAG_ERROR: message, TAG_ERROR_TYPE: type(exc).__name__}
+                    | ({TAG_KILLED: message} if interrupted else {})
+                )
+            mlflow.end_run("KILLED" if interrupted else "FAILED")
+            raise
+        mlflow.end_run("FINISHED")

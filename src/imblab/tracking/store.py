@@ -9,6 +9,9 @@ may open a SQLite store that does not exist yet at the same moment. MLflow creat
 runs its migrations when a store object is first built, with no lock between processes, so the
 losers crash (``duplicate column name``, ``table ... already exists``). Every imblab process therefore
 builds the store, and creates its experiment, under :func:`first_use_lock`.
+
+Opening a store (``use_tracking``, the one choke point of every command) then ends the runs its dead
+processes left RUNNING (``imblab.tracking.reaper``), once per store and process.
 """
 
 from __future__ import annotations
@@ -16,19 +19,24 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from sqlalchemy.engine import make_url
 
 from imblab.errors import ImblabError
+from imblab.secrets import mask
+from imblab.tracking.reaper import reap
 
 LOCK_TIMEOUT_ENV = "IMBLAB_STORE_LOCK_TIMEOUT"
 DEFAULT_LOCK_TIMEOUT = 120.0  # seconds; creating and migrating a new store takes a few
 _READY: set[Path] = set()  # SQLite stores whose schema this process has created or checked
+_TIDIED: set[str] = set()  # stores this process has already reaped
 
 
 def default_tracking_uri(cwd: str | os.PathLike[str] | None = None) -> str:
@@ -136,7 +144,26 @@ def use_tracking(uri: str | None) -> str:
     resolved = resolve_tracking_uri(uri)
     prepare_store(resolved)
     mlflow.set_tracking_uri(resolved)
+    tidy(resolved)
     return resolved
+
+
+def tidy(uri: str) -> None:
+    """End the runs that dead processes left RUNNING in ``uri`` (once per process) and say so on stderr.
+
+    Never fails the command: a store that cannot be searched is a warning.
+    """
+    if uri in _TIDIED:
+        return
+    _TIDIED.add(uri)
+    try:
+        reaped = reap(MlflowClient(uri))
+    except Exception as exc:
+        where, why = mask(uri), mask(str(exc))
+        print(f"imblab: warning: could not look for dead runs in {where}: {why}", file=sys.stderr)
+        return
+    for run in reaped:
+        print(f"imblab: marked run {run.run_id} ({run.name}) KILLED: {run.reason}", file=sys.stderr)
 
 
 def client_for(uri: str | None) -> MlflowClient:
@@ -149,6 +176,19 @@ def client_for(uri: str | None) -> MlflowClient:
     return MlflowClient(tracking_uri=use_tracking(uri))
 
 
+def store_error(uri: str, exc: MlflowException) -> ImblabError:
+    """The store at ``uri`` cannot be used (refused login, unreachable server): what to check, masked."""
+    status = exc.get_http_status_code()
+    if status in (401, 403):
+        reason = f"the server refused the credentials (HTTP {status})"
+    else:
+        reason = mask(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    return ImblabError(
+        f"cannot use the MLflow tracking store {mask(uri)}: {reason}. Check tracking.uri and, for a server "
+        "that needs a login, MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
+    )
+
+
 def ensure_experiment(name: str, uri: str) -> str:
     """The id of experiment ``name``, created (with artifacts beside a SQLite store) if absent.
 
@@ -157,7 +197,10 @@ def ensure_experiment(name: str, uri: str) -> str:
     """
     prepare_store(uri)
     client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(name)
+    try:
+        exp = client.get_experiment_by_name(name)
+    except MlflowException as exc:  # the first call to a server: a bad login or address fails here
+        raise store_error(uri, exc) from None
     if exp is None:
         with first_use_lock(uri):
             exp = client.get_experiment_by_name(name)

@@ -21,12 +21,15 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlflow.entities import Run, RunStatus, ViewType
+from mlflow.entities import Run, RunStatus
 from mlflow.tracking import MlflowClient
 
+from imblab.secrets import mask
 from imblab.tracking.layout import ROLE_SWEEP, TAG_COMMAND, TAG_N_CHILDREN, TAG_N_JOBS, TAG_ROLE
+from imblab.tracking.lifecycle import OPEN_RUNS, location_tags, mark_killed
+from imblab.tracking.reaper import child_runs
 from imblab.tracking.runs import TAG_LIMIT, command_line, git_tags
-from imblab.tracking.store import ensure_experiment, use_tracking
+from imblab.tracking.store import ensure_experiment, resolve_tracking_uri, use_tracking
 
 PARENT_ENV = "IMBLAB_PARENT_RUN_ID"
 PARENT_URI_ENV = "IMBLAB_PARENT_TRACKING_URI"
@@ -43,15 +46,17 @@ def open_sweep(
 ) -> str:
     """Create the parent run of a sweep and publish its id to the jobs; returns the id.
 
-    ``n_jobs``: how many jobs the sweep launches, when known; recorded as ``imblab.n_jobs``.
+    ``run_name`` (the sweep's overrides) is stored with its passwords masked. ``n_jobs``: how many jobs
+    the sweep launches, when known; recorded as ``imblab.n_jobs``.
     ``sweep_dir``: the sweep's output directory, where the id is also written for remote jobs.
     """
     uri = use_tracking(tracking_uri)
     exp_id = ensure_experiment(experiment, uri)
-    tags = {TAG_ROLE: ROLE_SWEEP, TAG_COMMAND: command_line()[:TAG_LIMIT], **git_tags()}
+    tags = {TAG_ROLE: ROLE_SWEEP, TAG_COMMAND: command_line()[:TAG_LIMIT], **git_tags(), **location_tags()}
     if n_jobs is not None:
         tags[TAG_N_JOBS] = str(n_jobs)
-    run = MlflowClient(uri).create_run(exp_id, run_name=run_name[:250] or "sweep", tags=tags)
+    run = MlflowClient(uri).create_run(exp_id, run_name=mask(run_name)[:250] or "sweep", tags=tags)
+    OPEN_RUNS.add(run.info.run_id, uri)  # it beats until close_sweep
     os.environ[PARENT_ENV] = run.info.run_id
     os.environ[PARENT_URI_ENV] = uri
     if sweep_dir is not None:
@@ -63,33 +68,38 @@ def open_sweep(
 
 def sweep_children(client: MlflowClient, run_id: str) -> list[Run]:
     """Every job run of sweep ``run_id``, oldest first, whatever its status or experiment."""
-    # Children may live in other experiments when a sweep varies tracking.experiment.
-    experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
-    return client.search_runs(
-        experiments,
-        f"tags.mlflow.parentRunId = '{run_id}'",
-        run_view_type=ViewType.ALL,
-        max_results=50000,
-        order_by=["attributes.start_time ASC"],
-    )
+    return child_runs(client, run_id)
 
 
-def close_sweep(failed: bool) -> None:
-    """Terminate the open sweep parent (if any): FAILED if a child or the sweep itself failed."""
+def close_sweep(failed: bool, killed: str | None = None) -> tuple[str, str] | None:
+    """Terminate the open sweep parent (if any): FAILED if a child or the sweep itself failed.
+
+    ``killed`` (the reason, e.g. a signal) ends it KILLED instead, and its still RUNNING children with it:
+    the launcher has already stopped their jobs. Returns ``(tracking URI, parent run id)`` of the sweep
+    it closed (for its summary), else None.
+    """
     run_id = os.environ.pop(PARENT_ENV, None)
-    uri = os.environ.pop(PARENT_URI_ENV, None)
+    uri = os.environ.pop(PARENT_URI_ENV, None) or resolve_tracking_uri(None)
     if not run_id:
-        return
+        return None
+    OPEN_RUNS.remove(run_id)
     client = MlflowClient(uri)
     run = client.get_run(run_id)
     if run.info.status != "RUNNING":
-        return
-    statuses = [c.info.status for c in sweep_children(client, run_id)]
+        return None
+    jobs = sweep_children(client, run_id)
+    client.set_tag(run_id, TAG_N_CHILDREN, str(len(jobs)))
+    if killed:
+        for job in jobs:
+            if job.info.status == "RUNNING":
+                mark_killed(client, job.info.run_id, f"its sweep {run_id} was {killed}")
+        mark_killed(client, run_id, killed)
+        return uri, run_id
     n_jobs = run.data.tags.get(TAG_N_JOBS, "")
-    missing = n_jobs.isdigit() and len(statuses) < int(n_jobs)  # a job ended before its run began
-    bad = failed or missing or any(s in UNFINISHED for s in statuses)
-    client.set_tag(run_id, TAG_N_CHILDREN, str(len(statuses)))
+    missing = n_jobs.isdigit() and len(jobs) < int(n_jobs)  # a job ended before its run began
+    bad = failed or missing or any(j.info.status in UNFINISHED for j in jobs)
     client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED if bad else RunStatus.FINISHED))
+    return uri, run_id
 
 
 def parent_run_id(in_multirun: bool, sweep_dir: Path | None = None) -> str | None:

@@ -24,11 +24,11 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
+from imblab.secrets import mask, mask_tags
 from imblab.tracking.artifacts import log_figures
 from imblab.tracking.layout import (
     ROLE_TRIAL,
     TAG_ERROR,
-    TAG_KILLED,
     TAG_RETRY_OF,
     TAG_ROLE,
     TAG_STORAGE,
@@ -40,12 +40,30 @@ from imblab.tracking.layout import (
     TAG_WORKER_RUN,
     TUNING_DIR,
 )
+from imblab.tracking.lifecycle import OPEN_RUNS, client_run, location_tags, mark_killed
 from imblab.tracking.runs import PARAM_LIMIT, TAG_LIMIT
 
 log = logging.getLogger(__name__)
 
-# Optuna trial state -> MLflow run status of the trial's run
-MLFLOW_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+# Optuna trial state -> MLflow run status of the trial's run. A pruned trial is not an error (KILLED would
+# show a red cross in the UI): it ends FINISHED, and the tag optuna.state says PRUNED.
+MLFLOW_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
+RUN_NAME_LIMIT = 40  # what the MLflow UI's run column shows without cutting
+
+
+def trial_run_name(number: int, state: str, metric: str, value: float | None, steps: int, step: str) -> str:
+    """``trial-7 val_objective=1.0412``, ``trial-7 pruned@epoch 3``, ``trial-7 failed``: readable in the UI.
+
+    ``steps``: values reported before the end (a pruned trial stopped after that many ``step`` s).
+    """
+    prefix = f"trial-{number}"
+    if state == "COMPLETE" and value is not None:
+        value_text = f"={value:.4f}"
+        room = RUN_NAME_LIMIT - len(prefix) - 1 - len(value_text)
+        return f"{prefix} {metric[: max(room, 6)]}{value_text}"
+    if state == "PRUNED":
+        return f"{prefix} pruned@{step} {steps}"
+    return f"{prefix} {state.lower()}"
 
 
 @dataclass(frozen=True)
@@ -102,15 +120,17 @@ class TrialLogger:
         return tags
 
     def start(self, number: int, start: datetime | None, parent: str | None = None) -> str:
-        """Open trial ``number``'s run (RUNNING) when the trial starts; its run id.
+        """Open trial ``number``'s run (RUNNING, beating) when the trial starts; its run id.
 
         ``parent``: the run to nest it under when not this logger's own (a tune-worker nests its
         trials under the study's training run); this logger's run is then tagged as the worker's.
         """
-        tags = self._tags(number, "RUNNING", parent)
+        tags = mask_tags({**self._tags(number, "RUNNING", parent), **location_tags()})
         run = self.client.create_run(
-            self.experiment_id, start_time=_ms(start), tags=tags, run_name=f"trial-{number}"
+            self.experiment_id, start_time=_ms(start), tags=tags, run_name=f"trial-{number} running"
         )
+        # It beats while the trial runs, and a signal's last resort ends it KILLED (imblab.app.signals).
+        OPEN_RUNS.add(run.info.run_id, self.client.tracking_uri)
         return str(run.info.run_id)
 
     def log(self, trial: TrialRecord, run_id: str | None = None) -> None:
@@ -121,16 +141,27 @@ class TrialLogger:
             tags[TAG_ERROR] = trial.error[:TAG_LIMIT]
         if trial.retry_of is not None:
             tags[TAG_RETRY_OF] = str(trial.retry_of)
+        scores = [float(s) for s in trial.fold_scores]
+        name = trial_run_name(trial.number, trial.state, self.metric, trial.value, len(scores), self.steps)
         if run_id is None:
-            created = self._tags(trial.number, trial.state, None)
+            created = {**self._tags(trial.number, trial.state, None), **location_tags()}
             run = self.client.create_run(
-                self.experiment_id, start_time=start, tags=created, run_name=f"trial-{trial.number}"
+                self.experiment_id, start_time=start, tags=mask_tags(created), run_name=name
             )
             run_id = str(run.info.run_id)
-        scores = [float(s) for s in trial.fold_scores]
+        else:
+            self.client.update_run(run_id, name=name)
+        with client_run(self.client, run_id):  # never left RUNNING, even by a signal
+            self._fill(run_id, trial, scores, end, tags)
+
+    def _fill(
+        self, run_id: str, trial: TrialRecord, scores: list[float], end: int, tags: dict[str, str]
+    ) -> None:
+        """Log the trial's scores, params and final tags on its run and end it with the trial's state."""
+        start = _ms(trial.start)
         per_fold = self.steps == "fold"
-        name = f"cv_fold_{self.metric}" if per_fold else f"{self.steps}_{self.metric}"
-        metrics = [Metric(name, s, end, k) for k, s in enumerate(scores)]
+        series = f"cv_fold_{self.metric}" if per_fold else f"{self.steps}_{self.metric}"
+        metrics = [Metric(series, s, end, k) for k, s in enumerate(scores)]
         summary = {
             "duration_seconds": (end - (start or end)) / 1000,
             f"{self.steps}s_done": float(len(scores)),
@@ -145,7 +176,7 @@ class TrialLogger:
             summary["n_estimators_effective"] = float(trial.n_estimators)
         metrics += [Metric(k, v, end, 0) for k, v in summary.items()]
         params = [Param(k, str(v)[:PARAM_LIMIT]) for k, v in trial.params.items()]
-        run_tags = [RunTag(k, v) for k, v in tags.items()]
+        run_tags = [RunTag(k, v) for k, v in mask_tags(tags).items()]
         self.client.log_batch(run_id, metrics=metrics, params=params, tags=run_tags)
         self.client.set_terminated(run_id, MLFLOW_STATUS.get(trial.state, "FAILED"), end_time=end)
 
@@ -153,14 +184,11 @@ class TrialLogger:
 def kill_trial_run(client: MlflowClient, run_id: str, reason: str) -> bool:
     """End a trial run that its worker left RUNNING as KILLED, with ``reason`` (tag
     ``imblab.killed_reason``) and trial state FAIL; False if it had already ended."""
-    run = client.get_run(run_id)
-    if run.info.status != "RUNNING":
+    OPEN_RUNS.remove(run_id)  # when it is this process's own (an interrupted study)
+    if client.get_run(run_id).info.status != "RUNNING":
         return False
-    client.log_batch(
-        run_id,
-        tags=[RunTag(TAG_KILLED, reason[:TAG_LIMIT]), RunTag(TAG_TRIAL_STATE, "FAIL")],
-    )
-    client.set_terminated(run_id, "KILLED")
+    client.set_tag(run_id, TAG_TRIAL_STATE, "FAIL")
+    mark_killed(client, run_id, mask(reason))
     return True
 
 
@@ -184,12 +212,14 @@ class StudyRecord:
 def log_study(study: optuna.Study, record: StudyRecord) -> None:
     """Best parameters, counts, plots and the trial table on the active MLflow run."""
     mlflow.set_tags(
-        {
-            TAG_STUDY: record.name,
-            TAG_STORAGE: record.storage,
-            TAG_STUDY_DIRECTION: record.direction,
-            TAG_STUDY_METRIC: record.metric,
-        }
+        mask_tags(
+            {
+                TAG_STUDY: record.name,
+                TAG_STORAGE: record.storage,
+                TAG_STUDY_DIRECTION: record.direction,
+                TAG_STUDY_METRIC: record.metric,
+            }
+        )
     )
     metrics = {
         "tuning_seconds": record.seconds,
@@ -213,20 +243,21 @@ def log_study(study: optuna.Study, record: StudyRecord) -> None:
             best_trial=record.best_trial, best_value=record.best_value, best_params=record.best_params
         )
     mlflow.log_metrics(metrics)
-    mlflow.log_text(
-        json.dumps({**summary, "setup": record.setup}, indent=2, default=str), f"{TUNING_DIR}/study.json"
-    )
+    study_json = json.dumps({**summary, "setup": record.setup}, indent=2, default=str)
+    mlflow.log_text(mask(study_json), f"{TUNING_DIR}/study.json")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         frame = study.trials_dataframe(
             attrs=("number", "state", "value", "datetime_start", "duration", "params", "user_attrs")
         )
-        mlflow.log_text(frame.to_csv(index=False), f"{TUNING_DIR}/trials.csv")
-        log_figures(_study_figures(study), TUNING_DIR)
+        # user_attrs carry failed trials' error messages
+        mlflow.log_text(mask(frame.to_csv(index=False)), f"{TUNING_DIR}/trials.csv")
+        log_figures(study_figures(study, record.metric), TUNING_DIR)
 
 
-def _study_figures(study: optuna.Study) -> dict[str, Figure]:
-    """Optuna's optimisation-history and parameter-importance plots (those that can be drawn)."""
+def study_figures(study: optuna.Study, metric: str) -> dict[str, Figure]:
+    """Optuna's optimisation-history and parameter-importance plots (those that can be drawn), their axis
+    labelled with the study's metric (Optuna's single-objective plots default to 'Objective Value')."""
     from optuna.visualization import matplotlib as ovm
 
     plots: dict[str, Callable[[optuna.Study], Any]] = {
@@ -236,7 +267,7 @@ def _study_figures(study: optuna.Study) -> dict[str, Figure]:
     figures = {}
     for name, plot in plots.items():
         try:
-            ax = plot(study)
+            ax = plot(study, target_name=metric)
             figure = ax.figure if hasattr(ax, "figure") else np.ravel(ax)[0].figure
             figure.tight_layout()
         except Exception as exc:  # e.g. importances need two COMPLETE trials with varied parameters

@@ -12,8 +12,11 @@ picks the threshold on their out-of-fold scores and logs the frozen model. ``imb
 A worker takes the same overrides as ``imblab train`` (it loads the same data, split and folds) and
 runs the study's remaining trials; the training run waits for other workers' running trials
 (``tuning.wait_for_workers`` seconds) before it refits the best. Across machines, point everyone at
-one database server, e.g. ``tuning.storage=postgresql://optuna:secret@db-host:5432/optuna`` (the
-driver, ``psycopg2-binary``, must be installed; the data must be readable on every machine).
+one database server, e.g. ``tuning.storage=postgresql://optuna@db-host:5432/optuna`` with the password
+in ``PGPASSWORD`` or ``~/.pgpass`` (libpq reads them; a password in the URL works too and is masked
+wherever imblab writes or prints it, see ``imblab.secrets``). The driver must be installed: psycopg 3
+(``psycopg[binary]``) for ``postgresql://`` under SQLAlchemy 2.1, ``psycopg2-binary`` for
+``postgresql+psycopg2://``; the data must be readable on every machine.
 
 Modules, in the order a study runs
     ``settings``   checks of ``tuning.*`` (metric, direction, counts, early stopping) before any trial
@@ -125,7 +128,10 @@ MLflow
     ``imblab.worker_run_id`` names the worker's own run, ``imblab.role=tune-worker``), and under the
     worker's own run otherwise (no training run, or one that has ended). A trial run holds the
     trial's parameters, per-fold scores (``cv_fold_<metric>``, step = fold), value, duration and
-    state: tag ``optuna.trial_state`` COMPLETE / PRUNED / FAIL, run status FINISHED / KILLED / FAILED.
+    state: tag ``optuna.state`` COMPLETE / PRUNED / FAIL, run status FINISHED / FINISHED / FAILED (a pruned
+    trial is not an error); run names say the value or where it stopped (``trial-7 pr_auc=0.1812``,
+    ``trial-8 pruned@fold 2``). The study names its metric (``set_metric_names``), so Optuna's plots and
+    optuna-dashboard label their axis with it.
     The parent logs ``best_params.*``, ``tuning_best_value``, trial counts, the optimisation-history
     and parameter-importance plots, ``tuning/trials.csv`` and the study's storage URL (password
     masked) and name (tags ``optuna.storage`` / ``optuna.study_name``).

@@ -5,6 +5,8 @@ Trials and studies outlive a process (resume, workers), so these names are a sto
 
 from __future__ import annotations
 
+from imblab.secrets import mask
+
 # Trial user attributes
 ATTR_FOLD_SCORES = "imblab.fold_scores"  # per step: every fold done (train), every epoch (panel)
 ATTR_N_ESTIMATORS = "imblab.n_estimators"  # mean early-stopped rounds: the refit's n_estimators
@@ -18,3 +20,8 @@ ATTR_SIGNATURE = "imblab.signature"  # hash of the setup: a study is only contin
 ATTR_SETUP = "imblab.setup"  # the setup itself, to name what differs
 ATTR_METRIC = "imblab.metric"
 ATTR_RUN_ID = "imblab.mlflow_run_id"  # the latest training run that tuned with this study
+
+
+def error_attr(exc: BaseException) -> str:
+    """The ``ATTR_ERROR`` value of a failed trial: the exception, passwords masked, bounded in length."""
+    return mask(f"{type(exc).__name__}: {exc}")[:2000]

@@ -16,7 +16,14 @@ from imblab.metrics.core import threshold_metrics
 from imblab.metrics.costs import Costs
 from imblab.metrics.names import THRESHOLD_FREE_METRICS
 from imblab.thresholds import ThresholdPolicy
-from imblab.tuning.attrs import ATTR_ERROR, ATTR_FOLD_SCORES, ATTR_N_ESTIMATORS, ATTR_SURPLUS, ATTR_WORKER
+from imblab.tuning.attrs import (
+    ATTR_ERROR,
+    ATTR_FOLD_SCORES,
+    ATTR_N_ESTIMATORS,
+    ATTR_SURPLUS,
+    ATTR_WORKER,
+    error_attr,
+)
 from imblab.tuning.folds import Fold
 from imblab.tuning.space import ParamSpec
 from imblab.tuning.workers import worker_id
@@ -118,7 +125,7 @@ class Objective:
         except optuna.TrialPruned:
             raise
         except Exception as exc:
-            trial.set_user_attr(ATTR_ERROR, f"{type(exc).__name__}: {exc}"[:2000])
+            trial.set_user_attr(ATTR_ERROR, error_attr(exc))
             raise
         if rounds:
             trial.set_user_attr(ATTR_N_ESTIMATORS, round(float(np.mean(rounds))))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import time
 import warnings
@@ -14,20 +13,14 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from imblab.errors import ImblabError
+from imblab.secrets import mask
 
 JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
 
 
-def mask_url(url: str | None) -> str:
-    """The storage URL for logs and tags, password replaced by ``***``."""
-    if not url:
-        return "in-memory"
-    if "://" in url and not url.startswith("journal:"):
-        with contextlib.suppress(Exception):
-            from sqlalchemy.engine import make_url
-
-            return make_url(url).render_as_string(hide_password=True)
-    return url
+def storage_label(url: str | None) -> str:
+    """The storage URL as logs, tags and errors show it: password masked, ``in-memory`` for none."""
+    return mask(url) if url else "in-memory"
 
 
 def journal_path(url: str) -> Path | None:
@@ -56,10 +49,11 @@ def open_storage(
     """
     if not url:
         return None
-    shown = mask_url(url)
+    shown = storage_label(url)
     hint = (
-        "Check the URL (sqlite:///path.db, journal:path.log, postgresql://user:password@host/db), that its "
-        "directory is writable and, for a database server, that it is reachable"
+        "Check the URL (sqlite:///path.db, journal:path.log, postgresql://user@host/db), that its "
+        "directory is writable and, for a database server, that it is reachable and that its password is "
+        "in PGPASSWORD or ~/.pgpass (or the URL)"
     )
     journal = journal_path(url)
     try:
@@ -91,13 +85,15 @@ def open_storage(
         return _rdb_storage(url, engine_kwargs, heartbeat, on_stale if heartbeat_interval else None)
     except ImblabError:
         raise
-    except ModuleNotFoundError as exc:
+    except ImportError as exc:  # Optuna re-raises the driver's ModuleNotFoundError as a plain ImportError
+        missing = exc.__cause__ if isinstance(exc.__cause__, ImportError) else exc
         raise ImblabError(
-            f"cannot open the Optuna storage {shown}: its database driver is not installed ({exc}); install "
-            "it (e.g. pip install psycopg2-binary for PostgreSQL) or use sqlite:///path.db"
+            f"cannot open the Optuna storage {shown}: its database driver is not installed ({missing}); "
+            "install it (PostgreSQL: pip install 'psycopg[binary]' for postgresql://, which SQLAlchemy 2.1 "
+            "maps to psycopg 3, or psycopg2-binary for postgresql+psycopg2://) or use sqlite:///path.db"
         ) from None
     except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = mask(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
         raise ImblabError(f"cannot open the Optuna storage {shown}: {reason}. {hint}") from None
 
 

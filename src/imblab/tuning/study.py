@@ -27,7 +27,7 @@ from imblab.pipeline import model_of
 from imblab.tuning.attrs import ATTR_METRIC, ATTR_SETUP, ATTR_SIGNATURE
 from imblab.tuning.settings import check
 from imblab.tuning.space import ParamSpec, parse_search_space
-from imblab.tuning.storage import mask_url, open_storage
+from imblab.tuning.storage import open_storage, storage_label
 from imblab.tuning.workers import StaleTrials, reap_dead_trials
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def open_study(
 ) -> optuna.Study:
     """Load or create the study; refuse one with another direction or setup before any trial runs."""
     sig = signature(setup)
-    where = mask_url(spec.storage)
+    where = storage_label(spec.storage)
     existing: optuna.Study | None = None
     if storage is not None:
         with contextlib.suppress(KeyError):
@@ -184,6 +184,10 @@ def open_study(
         study.set_user_attr(ATTR_SIGNATURE, sig)
         study.set_user_attr(ATTR_SETUP, json.loads(json.dumps(setup, default=str)))
         study.set_user_attr(ATTR_METRIC, setup["metric"])
+    if study.metric_names != [setup["metric"]]:  # also names studies created before imblab named them
+        with quiet_optuna():  # set_metric_names is marked experimental
+            # Optuna's plots and optuna-dashboard label the value axis with it ('Objective 0' without).
+            study.set_metric_names([setup["metric"]])
     return study
 
 
@@ -201,7 +205,7 @@ class Session:
 
     @property
     def storage_label(self) -> str:
-        return mask_url(self.storage_url)
+        return storage_label(self.storage_url)
 
 
 def check_worker_storage(spec: TuningSpec) -> None:

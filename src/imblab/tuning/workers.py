@@ -20,6 +20,7 @@ import optuna
 from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 
+from imblab.process import liveness
 from imblab.tracking.trials import kill_trial_run
 from imblab.tuning.attrs import ATTR_TRIAL_RUN, ATTR_WORKER
 
@@ -41,13 +42,7 @@ def process_gone(worker: str) -> bool:
     host, _, pid = worker.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return liveness(int(pid)) != "alive"
 
 
 def retried_from(trial: FrozenTrial) -> int | None:

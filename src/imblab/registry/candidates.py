@@ -1,0 +1,162 @@
+"""Which run ``imblab promote`` promotes: the best FINISHED training run of an experiment, or one by id.
+
+A run is binary (``imblab train``) or panel (``imblab panel``, tag ``imblab.workload=panel``); the ranking
+metric says which (``test_pr_auc`` is binary, ``test_class_balanced_accuracy`` panel: their names never
+overlap). Without ``--metric`` the workload's default is used: the one of the given run, or of the
+experiment's runs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import mlflow
+from mlflow.entities import LoggedModelStatus, Run
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from imblab.errors import ImblabError
+from imblab.panel.metrics import DEFAULT_RANKING_METRIC as PANEL_DEFAULT_METRIC
+from imblab.panel.metrics import RANKING_USAGE as PANEL_USAGE
+from imblab.panel.metrics import ranking_metric as panel_ranking_metric
+from imblab.registry.gate import metric_direction, rank
+from imblab.registry.versions import workload_of
+from imblab.tracking.layout import ROLE_RUN, TAG_ROLE, TAG_SWEEP, WORKLOAD_BINARY, WORKLOAD_PANEL
+from imblab.tracking.store import find_experiment
+
+DEFAULT_METRICS = {WORKLOAD_BINARY: "test_pr_auc", WORKLOAD_PANEL: PANEL_DEFAULT_METRIC}
+# What trains a run of each workload, for messages.
+COMMANDS = {WORKLOAD_BINARY: "imblab train", WORKLOAD_PANEL: "imblab panel"}
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """The ranking metric and what it implies: its base (gated as ``test_<base>``), direction, workload."""
+
+    metric: str
+    base: str
+    higher_is_better: bool
+    workload: str
+
+
+def ranking(metric: str | None, workload: str | None = None) -> Ranking:
+    """Read ``--metric`` (binary or panel); without one, the default of ``workload``."""
+    if metric is None:
+        if workload is None:
+            raise ValueError("ranking() needs a metric or a workload")
+        metric = DEFAULT_METRICS[workload]
+    try:
+        base, higher = metric_direction(metric)
+        found = Ranking(metric, base, higher, WORKLOAD_BINARY)
+    except ImblabError as binary_error:
+        try:
+            base, higher = panel_ranking_metric(metric)
+        except ImblabError:
+            raise ImblabError(f"{binary_error}. For panel runs, {PANEL_USAGE}") from None
+        found = Ranking(metric, base, higher, WORKLOAD_PANEL)
+    if workload is not None and found.workload != workload:
+        raise ImblabError(
+            f"--metric {metric} ranks {found.workload} models, but the run is a {workload} model; "
+            f"use a {workload} metric such as {DEFAULT_METRICS[workload]}"
+        )
+    return found
+
+
+@dataclass
+class Candidate:
+    """A FINISHED training run with a logged frozen model."""
+
+    run: Run
+    model_id: str
+    value: float  # the ranking metric as logged by the run
+    ranking: Ranking
+
+    @property
+    def run_id(self) -> str:
+        return self.run.info.run_id
+
+    @property
+    def start_time(self) -> int:
+        return int(self.run.info.start_time or 0)
+
+    @property
+    def model_uri(self) -> str:
+        return f"models:/{self.model_id}"
+
+    @property
+    def workload(self) -> str:
+        return self.ranking.workload
+
+
+def ready_models(experiment_id: str) -> dict[str, str]:
+    """Run id -> id of the READY logged model of each run of the experiment."""
+    return {
+        m.source_run_id: m.model_id
+        for m in mlflow.search_logged_models(experiment_ids=[experiment_id], output_format="list")
+        if m.status == LoggedModelStatus.READY
+    }
+
+
+def best_run(
+    client: MlflowClient, experiment: str, metric: str | None = None, sweep: str | None = None
+) -> Candidate:
+    """The best FINISHED training run (sweep parents and set-threshold runs excluded) with a model."""
+    given = ranking(metric) if metric else None
+    exp = find_experiment(client, experiment)
+    filters = [f"tags.`{TAG_ROLE}` = '{ROLE_RUN}'", "attributes.status = 'FINISHED'"]
+    if sweep:
+        filters.append(f"tags.`{TAG_SWEEP}` = '{sweep}'")
+    runs = client.search_runs([exp.experiment_id], " and ".join(filters), max_results=10000)
+    scope = f"experiment {experiment!r}" + (f", sweep {sweep}" if sweep else "")
+    if not runs:
+        raise ImblabError(f"no FINISHED training runs in {scope}; run `imblab train` or `imblab panel` first")
+    workloads = sorted({workload_of(r) for r in runs})
+    if given is None and len(workloads) > 1:
+        raise ImblabError(
+            f"{scope} holds both binary and panel runs; pass --metric to say which to rank "
+            f"(e.g. {DEFAULT_METRICS[WORKLOAD_BINARY]} or {DEFAULT_METRICS[WORKLOAD_PANEL]})"
+        )
+    chosen = given or ranking(None, workloads[0])
+    runs = [r for r in runs if workload_of(r) == chosen.workload]
+    if not runs:
+        raise ImblabError(
+            f"--metric {chosen.metric} ranks {chosen.workload} runs and {scope} has none; "
+            f"run `{COMMANDS[chosen.workload]}` first or pick another experiment"
+        )
+    models = ready_models(exp.experiment_id)
+    ranked = rank(
+        (
+            Candidate(r, models[r.info.run_id], float(r.data.metrics.get(chosen.metric, math.nan)), chosen)
+            for r in runs
+            if r.info.run_id in models
+        ),
+        chosen.higher_is_better,
+    )
+    if not ranked:
+        raise ImblabError(
+            f"no run in {scope} has both metric {chosen.metric!r} and a logged model; train with "
+            "tracking.log_model=true, or pick a logged metric (`imblab runs` lists them)"
+        )
+    return ranked[0]
+
+
+def chosen_run(client: MlflowClient, run_id: str, metric: str | None = None) -> Candidate:
+    """The run ``--run`` names, if it is a FINISHED training run with a logged model."""
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as exc:
+        raise ImblabError(f"no run {run_id!r} in {client.tracking_uri}: {exc.message}") from None
+    role = run.data.tags.get(TAG_ROLE)
+    if role != ROLE_RUN:
+        raise ImblabError(
+            f"run {run_id} is not a training run (role {role!r}); promote a run of `imblab train` or "
+            "`imblab panel`"
+        )
+    if run.info.status != "FINISHED":
+        raise ImblabError(f"run {run_id} is {run.info.status}, not FINISHED; only finished runs are promoted")
+    model = ready_models(run.info.experiment_id).get(run_id)
+    if model is None:
+        raise ImblabError(f"run {run_id} logged no model; train with tracking.log_model=true")
+    chosen = ranking(metric, workload_of(run))
+    return Candidate(run, model, float(run.data.metrics.get(chosen.metric, math.nan)), chosen)
