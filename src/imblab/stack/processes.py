@@ -17,23 +17,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from imblab.process import stat
+
 PROC = Path("/proc")
-
-
-def _stat(pid: int) -> list[str] | None:
-    """Fields of ``/proc/<pid>/stat`` after the command name (index 0 = state); None if gone."""
-    try:
-        raw = (PROC / str(pid) / "stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rindex(")") + 2 :].split()
 
 
 def start_ticks(pid: int) -> int | None:
     """When ``pid`` started, in clock ticks since boot (tells a reused pid apart); None if gone (or a
     zombie)."""
-    fields = _stat(pid)
-    return int(fields[19]) if fields and fields[0] != "Z" else None
+    found = stat(pid)
+    return int(found.start) if found and found.state != "Z" else None
 
 
 def _table() -> dict[int, tuple[int, int, int]]:
@@ -41,9 +34,9 @@ def _table() -> dict[int, tuple[int, int, int]]:
     table = {}
     for entry in PROC.iterdir():
         if entry.name.isdigit():
-            fields = _stat(int(entry.name))
-            if fields and fields[0] != "Z":
-                table[int(entry.name)] = (int(fields[1]), int(fields[2]), int(fields[19]))
+            found = stat(int(entry.name))
+            if found and found.state != "Z":
+                table[int(entry.name)] = (found.ppid, found.pgrp, int(found.start))
     return table
 
 
