@@ -337,7 +337,10 @@ def test_a_worker_killed_mid_trial_is_retried_and_its_trial_run_ends_killed(
     client = MlflowClient(team.tracking_uri)
     killed = client.get_run(dead.user_attrs[ATTR_TRIAL_RUN])
     assert killed.info.status == "KILLED"
-    assert killed.data.tags[TAG_KILLED] == f"trial {dead.number}: the trial's worker process {me} is gone"
+    # Whoever saw the dead process first ended it: the run reaper (it opens with the training run's
+    # store) or the tuning side (StaleTrials); both name the process.
+    reason = killed.data.tags[TAG_KILLED]
+    assert str(worker.pid) in reason and "is gone" in reason, reason
     runs = runs_of(team.tracking_uri, "team-kill")
     [run] = [r for r in runs if r.data.tags.get("imblab.role") == "run"]
     [worker_run] = [r for r in runs if r.data.tags.get("imblab.role") == "tune-worker"]
