@@ -11,12 +11,19 @@ export IMBLAB_SECOM_DIR ?= $(if $(wildcard $(SHARED_SECOM)/secom.data),$(SHARED_
 SHARED_NLSWORK := $(abspath ../shared/data/nlswork)
 export IMBLAB_NLSWORK_DIR ?= $(if $(wildcard $(SHARED_NLSWORK)/nlswork.csv),$(SHARED_NLSWORK),)
 
-.PHONY: setup run test test-fast lint ui clean
+# make server: the team stack (PostgreSQL + artifact store + MLflow tracking server) with its data, logs
+# and state under SERVER_DIR; make server-stop stops every process of it. See README, "Team server".
+SERVER_DIR  ?= $(abspath team-server)
+SERVER_HOST ?= 127.0.0.1
+SERVER_PORT ?= 5000
+SERVER_ARGS ?=
+
+.PHONY: setup run test test-fast lint ui clean server server-stop server-status
 
 $(BIN)/imblab: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,panel]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,panel,team]"
 	touch $@
 
 setup: $(BIN)/imblab
@@ -36,6 +43,15 @@ test-fast: setup
 
 ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath mlruns/mlflow.db) --host 127.0.0.1
+
+server: setup
+	$(BIN)/imblab team-server start --dir $(SERVER_DIR) --host $(SERVER_HOST) --port $(SERVER_PORT) $(SERVER_ARGS)
+
+server-stop: setup
+	$(BIN)/imblab team-server stop --dir $(SERVER_DIR)
+
+server-status: setup
+	$(BIN)/imblab team-server status --dir $(SERVER_DIR)
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache

@@ -53,9 +53,10 @@ from imblab.protocol.split import holdout_split
 from imblab.tracking.store import ensure_experiment, use_tracking
 from imblab.tuning.attrs import ATTR_FOLD_SCORES
 from imblab.tuning.folds import fold_positions
-from imblab.tuning.run import best_params, run_trials, trial_logger
+from imblab.tuning.run import best_params, run_trials
 from imblab.tuning.space import parse_search_space
 from imblab.tuning.study import open_session
+from imblab.tuning.trial_runs import trial_logger
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -140,7 +140,8 @@ def test_dead_sweep_parent_waits_for_its_live_children(
     parent = client.create_run(exp, run_name="sweep", tags={TAG_ROLE: ROLE_SWEEP, **where(*dead)})
     parent_id = parent.info.run_id
     live_job = client.create_run(
-        exp, tags={MLFLOW_PARENT_RUN_ID: parent_id, **where(sleeper.pid, stat(sleeper.pid).start)}  # type: ignore[union-attr]
+        exp,
+        tags={MLFLOW_PARENT_RUN_ID: parent_id, **where(sleeper.pid, stat(sleeper.pid).start)},  # type: ignore[union-attr]
     )
     done_job = client.create_run(exp, tags={MLFLOW_PARENT_RUN_ID: parent_id})
     client.set_terminated(done_job.info.run_id, "FINISHED")

@@ -146,4 +146,3 @@ def test_a_second_signal_ends_a_stuck_unwinding_at_once(tmp_path: Path, tracking
     assert (run.info.status, run.data.tags["imblab.killed_reason"]) == ("KILLED", reason)
     assert "imblab: interrupted by SIGTERM; ended 1 open run(s) KILLED and exited" in cmd.err.read_text()
     assert orphans_within(cmd.proc.pid, 5) == []
-

@@ -134,9 +134,5 @@ def kill(cmd: Command, signum: int, settle: float = 10.0, experiment: str = "imb
     left = orphans_of(cmd.proc.pid)
     kill_all(left)
     before = len(running(cmd.uri))
-    table = imblab(
-        "runs", "--experiment", experiment, "--tracking-uri", cmd.uri, "--all", cwd=cmd.out.parent
-    )
+    table = imblab("runs", "--experiment", experiment, "--tracking-uri", cmd.uri, "--all", cwd=cmd.out.parent)
     return Aftermath(returncode, orphan_seconds, len(left), before, len(running(cmd.uri)), table.stderr)
-
-

@@ -36,6 +36,20 @@ from tests.tuning.common import TUNE, experiment
         (["tuning.storage=optuna.db"], "is not a storage URL"),
         (["tuning.storage=nosuchdb://host/x"], "cannot open the Optuna storage nosuchdb://host/x"),
         (["tuning.storage=postgresql://imblab:s3cret@127.0.0.1:9/optuna"], "cannot open the Optuna storage"),
+        (
+            ["tuning.heartbeat_interval=0"],
+            r"tuning.heartbeat_interval \(seconds; null = no heartbeat\) must be",
+        ),
+        (
+            ["tuning.grace_period=60"],
+            r"tuning.grace_period=60 must be longer than tuning.heartbeat_interval=60",
+        ),
+        (
+            ["tuning.heartbeat_interval=null", "tuning.grace_period=30"],
+            "tuning.grace_period needs tuning.heart",
+        ),
+        (["tuning.storage=journal:x.log", "tuning.grace_period=300"], "grace_period applies to SQL storages"),
+        (["tuning.retries=-1"], r"tuning.retries \(0 = never retry a dead worker's trial\) must be a whole"),
     ],
 )
 def test_bad_tuning_input_fails_before_any_trial(overrides: list[str], message: str) -> None:

@@ -138,3 +138,35 @@ def test_study_plots_label_their_axis_with_the_metric() -> None:
     figures = study_figures(study, "pr_auc")
     assert figures["optimization_history"].axes[0].get_ylabel() == "pr_auc"
     assert figures["param_importances"].axes[0].get_legend_handles_labels()[1] == ["pr_auc"]
+
+
+def test_an_interrupted_study_leaves_no_trial_run_running(
+    tracking_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trial runs open when their trial starts: Ctrl-C mid-trial must still end every one of them."""
+    from imblab.tracking.layout import TAG_KILLED
+    from imblab.tuning.trainers import LightGBMTrainer
+
+    fits = {"n": 0}
+    fit_predict = LightGBMTrainer.fit_predict
+
+    def interrupted_in_the_third_trial(self, k, params):  # type: ignore[no-untyped-def]
+        fits["n"] += 1
+        if fits["n"] == 7:  # 3 folds per trial: the first fold of trial 2
+            raise KeyboardInterrupt
+        return fit_predict(self, k, params)
+
+    monkeypatch.setattr(LightGBMTrainer, "fit_predict", interrupted_in_the_third_trial)
+    exp = experiment("tuning.n_trials=5", "tuning/pruner=none", f"tracking.uri={tracking_uri}")
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(exp)
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("imblab").experiment_id])
+    [parent] = [r for r in runs if r.data.tags.get("imblab.role") == "run"]
+    trials = {
+        int(r.data.tags[TAG_TRIAL_NUMBER]): r for r in runs if r.data.tags.get("imblab.role") == "trial"
+    }
+    assert parent.info.status == "KILLED" and sorted(trials) == [0, 1, 2]
+    assert [trials[n].info.status for n in (0, 1)] == ["FINISHED", "FINISHED"]
+    assert trials[2].info.status == "KILLED"
+    assert trials[2].data.tags[TAG_KILLED] == "trial 2: the study was interrupted before the trial ended"

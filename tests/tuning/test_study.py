@@ -15,6 +15,7 @@ from imblab.errors import ImblabError
 from imblab.tuning.attrs import ATTR_SURPLUS, ATTR_WORKER
 from imblab.tuning.run import run_trials, tune
 from imblab.tuning.study import open_session
+from imblab.tuning.workers import retried_from
 from tests.tuning.common import load_study, refit_params, setup
 
 
@@ -40,9 +41,17 @@ def test_a_resumed_study_continues_its_trial_count(tmp_path: Path) -> None:
     assert len(load_study(storage, "resume").trials) == 5 and again == second
 
 
-def test_trials_of_dead_workers_are_failed_and_running_ones_fill_the_budget(tmp_path: Path) -> None:
+@pytest.mark.parametrize("retries", [0, 2])
+def test_trials_of_dead_workers_are_failed_and_running_ones_fill_the_budget(
+    tmp_path: Path, retries: int
+) -> None:
     storage = f"journal:{tmp_path / 'optuna.log'}"
-    exp, dataset, split = setup(f"tuning.storage={storage}", "tuning.study_name=shared", "tuning.n_trials=2")
+    exp, dataset, split = setup(
+        f"tuning.storage={storage}",
+        "tuning.study_name=shared",
+        "tuning.n_trials=2",
+        f"tuning.retries={retries}",
+    )
     session = open_session(exp, dataset)
     host = socket.gethostname()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -50,16 +59,18 @@ def test_trials_of_dead_workers_are_failed_and_running_ones_fill_the_budget(tmp_
     for worker in (f"{host}:{dead.pid}", f"{host}:1", f"{host}:1"):  # pid 1 is alive: a live worker
         trial = session.study.ask()
         trial.set_user_attr(ATTR_WORKER, worker)
-    # Opening the study again reaps the dead worker's trial; the two live RUNNING ones fill n_trials=2.
+    # Opening the study again reaps the dead worker's trial (and queues it again when retries > 0).
     session = open_session(exp, dataset)
-    assert [t.state for t in session.study.trials] == [
-        TrialState.FAIL,
-        TrialState.RUNNING,
-        TrialState.RUNNING,
-    ]
+    states = [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING]
+    assert [t.state for t in session.study.trials] == states + [TrialState.WAITING] * (retries > 0)
+    if retries:
+        assert retried_from(session.study.trials[-1]) == 0
+        assert session.study.trials[-1].user_attrs[ATTR_WORKER] == f"{host}:{dead.pid}"  # inherited
+    # The two live RUNNING trials fill n_trials=2: the retried trial, if any, runs nothing.
     assert run_trials(session, dataset, split, exp) == 0
     last = session.study.trials[-1]
     assert last.state == TrialState.FAIL and last.user_attrs[ATTR_SURPLUS] is True
+    assert len(session.study.trials) == 3 + (retries > 0) + (retries == 0)
 
 
 def test_a_worker_stops_when_running_trials_of_others_fill_the_budget(tmp_path: Path) -> None:

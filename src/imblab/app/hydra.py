@@ -35,6 +35,16 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def sweep_dir() -> Path | None:
+    """The output directory of the current multirun (where its parent run id is recorded); else None."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not in_multirun():
+        return None
+    config = HydraConfig.get()
+    return Path(config.runtime.cwd) / config.sweep.dir
+
+
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 
 

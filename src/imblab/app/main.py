@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "set-threshold": ("set_threshold", "new model version with a re-chosen threshold"),
     "serve": ("serve", "serve a frozen model over REST on 127.0.0.1"),
     "predict": ("predict", "batch-score a CSV or Parquet file"),
+    "team-server": ("team_server", "start/stop a shared PostgreSQL + MLflow tracking server (make server)"),
 }
 # Hydra apps: Hydra configures logging and parses -sc / --info / --cfg / --help itself.
 HYDRA_COMMANDS = ("train", "panel", "tune-worker")

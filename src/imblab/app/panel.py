@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from imblab.app.hydra import conf_dir, in_multirun, progress_display, report_run, run_hydra
+from imblab.app.hydra import conf_dir, in_multirun, progress_display, report_run, run_hydra, sweep_dir
 
 CONFIG_NAME = "panel"
 
@@ -31,7 +31,7 @@ def _task(cfg: Any) -> float:
     from imblab.tracking.sweeps import parent_run_id
 
     experiment = panel_experiment_from_config(cfg)
-    outcome = run_panel(experiment, parent_run_id(in_multirun()), progress_display())
+    outcome = run_panel(experiment, parent_run_id(in_multirun(), sweep_dir()), progress_display())
     report_run(resolve_tracking_uri(experiment.tracking.uri), outcome.run_id, outcome.model_uri)
     return float(outcome.test_metrics["class_macro_f1"])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -47,12 +48,12 @@ class SweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         overrides = list(config.hydra.overrides.task) if "hydra" in config else []
         jobs = n_jobs(config) if "hydra" in config else None
+        where = Path(str(config.hydra.sweep.dir)) if "hydra" in config else None
         try:
             if "hydra" in config:
                 open_failures(config, overrides)
-            open_sweep(
-                config.tracking.uri, str(config.tracking.experiment), f"sweep {' '.join(overrides)}", jobs
-            )
+            name = f"sweep {' '.join(overrides)}"
+            open_sweep(config.tracking.uri, str(config.tracking.experiment), name, jobs, where)
         except ImblabError as exc:
             # Raised inside Hydra, an ImblabError would become a traceback; SystemExit passes through it.
             print_error(exc)

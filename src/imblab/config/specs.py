@@ -200,7 +200,9 @@ class TuningSpec:
     storage: str | None = None
     study_name: str | None = None
     n_jobs: int = 1
-    heartbeat_interval: int | None = 60
+    heartbeat_interval: int | None = 60  # SQL storages: seconds between a running trial's heartbeats
+    grace_period: int | None = None  # SQL storages: a trial without a beat this long is stale (None: 2x)
+    retries: int = 2  # times a stale trial (dead worker) is run again
     wait_for_workers: float = 600.0
     progress_bar: bool = True
 

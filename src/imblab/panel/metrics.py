@@ -112,7 +112,6 @@ def _pair(y: np.ndarray, pred: np.ndarray, what: str) -> tuple[np.ndarray, np.nd
     return y, pred
 
 
-
 # What wage_metrics / class_metrics return (their display order in reports); the direction of each is
 # RANKING_METRICS'.
 WAGE_METRICS: tuple[str, ...] = ("wage_rmse", "wage_mae", "wage_r2", "wage_rmse_level")

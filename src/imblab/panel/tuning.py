@@ -31,11 +31,19 @@ from imblab.panel.examples import Examples
 from imblab.tracking.trials import log_study
 from imblab.tuning.attrs import ATTR_ERROR, ATTR_FOLD_SCORES, ATTR_RUN_ID, ATTR_WORKER, error_attr
 from imblab.tuning.progress import Controller
-from imblab.tuning.run import best_params, study_record, trial_logger, wait_for_running
+from imblab.tuning.run import best_params, study_record, wait_for_running
 from imblab.tuning.settings import check_budget
 from imblab.tuning.space import ParamSpec, parse_search_space
-from imblab.tuning.storage import open_storage
-from imblab.tuning.study import Session, finished, open_study, quiet_optuna, signature, trial_counts
+from imblab.tuning.study import (
+    Session,
+    finished,
+    open_spec_storage,
+    open_study,
+    quiet_optuna,
+    signature,
+    trial_counts,
+)
+from imblab.tuning.trial_runs import TrialRuns, trial_logger
 from imblab.tuning.workers import reap_dead_trials, worker_id
 
 log = logging.getLogger(__name__)
@@ -89,25 +97,34 @@ def open_panel_session(
     """Check the settings and space, open (or resume) the study; every bad input fails here."""
     check_budget(spec)
     specs = parse_search_space(search_space, model, model_name)
-    url = spec.storage or None
-    storage = open_storage(url, spec.heartbeat_interval if url else None)
+    storage, on_stale = open_spec_storage(spec)
     sig = signature(setup)
     name = spec.study_name or f"imblab-panel-{model_name}-{PANEL_TUNING_METRIC}-{sig[:8]}"
     study = open_study(storage, str(name), DIRECTION, setup, spec, worker=False)
     if storage is not None:
-        reap_dead_trials(study)
-    return Session(study, url, PANEL_TUNING_METRIC, DIRECTION, specs, setup)
+        reap_dead_trials(study, on_stale)
+    return Session(study, spec.storage or None, PANEL_TUNING_METRIC, DIRECTION, specs, setup, on_stale)
 
 
 class PanelObjective:
     """One trial: fit on training persons, report ``val_objective`` per epoch, prune from ``on_epoch``."""
 
-    def __init__(self, model: Any, specs: list[ParamSpec], train: Examples, val: Examples) -> None:
+    def __init__(
+        self,
+        model: Any,
+        specs: list[ParamSpec],
+        train: Examples,
+        val: Examples,
+        runs: TrialRuns | None = None,
+    ) -> None:
         self.model, self.specs, self.train, self.val = model, specs, train, val
         self.worker = worker_id()
+        self.runs = runs
 
     def __call__(self, trial: optuna.Trial) -> float:
         trial.set_user_attr(ATTR_WORKER, self.worker)
+        if self.runs is not None:
+            self.runs.start(trial)  # the trial's MLflow run is RUNNING while it trains
         params = {spec.name: spec.suggest(trial) for spec in self.specs}
         model = with_params(self.model, params)
         values: list[float] = []
@@ -166,17 +183,26 @@ def tune_panel(
     study, n_trials = session.study, int(spec.n_trials)
     parent = mlflow.active_run()
     callbacks: list[Any] = []
+    runs = None
     if parent is not None:
         study.set_user_attr(ATTR_RUN_ID, parent.info.run_id)
         uri, experiment_id, run_id = mlflow.get_tracking_uri(), parent.info.experiment_id, parent.info.run_id
-        callbacks.append(trial_logger(uri, experiment_id, run_id, session, steps="epoch"))
+        runs = trial_logger(uri, experiment_id, run_id, session, steps="epoch")
+        callbacks.append(runs)
+        if session.on_stale is not None:
+            session.on_stale.tracking_uri = uri
     controller = Controller(n_trials, session.metric, study, spec.progress_bar)
     start = time.perf_counter()
     if finished(trial_counts(study)) >= n_trials:
         log.info("study %s already holds %d finished trials: nothing to run", study.study_name, n_trials)
         controller.close()
     else:
-        _optimize(study, PanelObjective(model, session.specs, train, val), spec, [*callbacks, controller])
+        objective = PanelObjective(model, session.specs, train, val, runs)
+        try:
+            _optimize(study, objective, spec, [*callbacks, controller])
+        finally:
+            if runs is not None:
+                runs.abandon("the study was interrupted before the trial ended")
     if controller.too_many_failures:
         assert controller.failed is not None
         error = controller.failed.user_attrs.get(ATTR_ERROR, "see the log")
@@ -184,7 +210,7 @@ def tune_panel(
             f"{controller.failures} trials in a row failed (last: {error}); check the search space"
         )
     if session.storage_url:
-        wait_for_running(study, float(spec.wait_for_workers))
+        wait_for_running(study, float(spec.wait_for_workers), session.on_stale)
     seconds = time.perf_counter() - start
     best, params = best_params(study)
     log.info(

@@ -7,6 +7,7 @@ and serving never spell a path themselves.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from mlflow.exceptions import MlflowException
 
 from imblab.errors import ImblabError
 from imblab.secrets import mask_config
+from imblab.tracking.artifact_cache import local_artifact
 from imblab.tracking.layout import (
     CONFIG_YAML,
     CV_FOLDS_CSV,
@@ -136,7 +138,8 @@ def read_config(run: Run) -> dict[str, Any]:
     """The resolved config a training run logged (``config.yaml``) as plain data."""
     with quiet_downloads():
         try:
-            text = mlflow.artifacts.load_text(f"{run.info.artifact_uri.rstrip('/')}/{CONFIG_YAML}")
+            with local_artifact(run, CONFIG_YAML) as local:
+                text = local.read_text()
         except (MlflowException, OSError) as exc:
             raise _missing(run, CONFIG_YAML, exc) from None
     config = yaml.safe_load(text)
@@ -153,13 +156,18 @@ def read_threshold(run: Run) -> dict[str, Any]:
 def _read_json(run: Run, path: str) -> dict[str, Any]:
     with quiet_downloads():
         try:
-            return mlflow.artifacts.load_dict(f"{run.info.artifact_uri.rstrip('/')}/{path}")
+            with local_artifact(run, path) as local:
+                record = json.loads(local.read_text())
         except (MlflowException, OSError, ValueError) as exc:
             raise _missing(run, path, exc) from None
+    if not isinstance(record, dict):
+        raise ImblabError(f"{path} of run {run.info.run_id} is not a mapping")
+    return record
 
 
 def read_scores(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(out-of-fold, test)`` score frames of a training run, downloaded in one call."""
+    """``(out-of-fold, test)`` score frames of a training run, downloaded in one call (and kept in
+    the artifact cache when they come from a server: ``imblab.tracking.artifact_cache``)."""
     oof, test = _read_parquets(run, OOF_SCORES, TEST_SCORES)
     return oof, test
 
@@ -171,16 +179,12 @@ def read_panel_predictions(run: Run) -> pd.DataFrame:
 
 
 def _read_parquets(run: Run, *paths: str) -> list[pd.DataFrame]:
-    """Parquet artifacts of one folder of ``run``, in one download."""
+    """Parquet artifacts of one folder of ``run``, in one download (cached: ``local_artifact``)."""
     folder = Path(paths[0]).parent.as_posix()
-    with tempfile.TemporaryDirectory(prefix="imblab-scores-") as tmp, quiet_downloads():
+    with quiet_downloads():
         try:
-            local = Path(
-                mlflow.artifacts.download_artifacts(
-                    artifact_uri=f"{run.info.artifact_uri.rstrip('/')}/{folder}", dst_path=tmp
-                )
-            )
-            return [pd.read_parquet(local / Path(p).name) for p in paths]
+            with local_artifact(run, folder) as local:
+                return [pd.read_parquet(local / Path(p).name) for p in paths]
         except (MlflowException, OSError, ValueError) as exc:
             raise _missing(run, " / ".join(paths), exc) from None
 

@@ -38,6 +38,8 @@ TAG_PROCESS_START = "imblab.process_start"  # clock ticks since boot: tells a re
 TAG_HEARTBEAT = "imblab.heartbeat"  # unix seconds of the last beat, rewritten while the run lives
 TAG_HEARTBEAT_SECONDS = "imblab.heartbeat_seconds"  # the beat interval the run promised
 TAG_KILLED = "imblab.killed_reason"  # why a run ended KILLED (a signal, or the reaper's finding)
+TAG_WORKER_RUN = "imblab.worker_run_id"  # a trial run nested under a training run -> the worker that ran it
+TAG_RETRY_OF = "optuna.retry_of"  # a trial run of a retried trial -> the number of the trial it retries
 
 # Roles (values of TAG_ROLE)
 ROLE_RUN = "run"  # a training run: one frozen model

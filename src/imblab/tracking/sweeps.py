@@ -4,6 +4,10 @@ The parent's id reaches the jobs through ``$IMBLAB_PARENT_RUN_ID``, set before t
 so it is inherited by joblib worker processes as well as by in-process jobs. The Hydra callback that
 calls these functions lives in ``imblab.app.sweep`` (it is the part that sees Hydra's config).
 
+Jobs on other machines (``hydra/launcher=submitit_slurm``) may not inherit the environment, so the id
+is also written to ``<sweep dir>/.imblab-sweep.json`` (the sweep directory is shared with the jobs:
+submitit keeps its job files there); a job without the variable reads it from there.
+
 The parent records how many jobs the sweep launches (``imblab.n_jobs``) when it opens, so a reader
 can tell a finished sweep from one that is still running or was killed before every job had run
 (:func:`sweep_progress`).
@@ -11,10 +15,12 @@ can tell a finished sweep from one that is still running or was killed before ev
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from mlflow.entities import Run, RunStatus
 from mlflow.tracking import MlflowClient
@@ -36,14 +42,22 @@ from imblab.tracking.store import ensure_experiment, resolve_tracking_uri, use_t
 
 PARENT_ENV = "IMBLAB_PARENT_RUN_ID"
 PARENT_URI_ENV = "IMBLAB_PARENT_TRACKING_URI"
+SWEEP_FILE = ".imblab-sweep.json"  # in the sweep directory: the parent run id for jobs elsewhere
 UNFINISHED = ("FAILED", "KILLED", "RUNNING", "SCHEDULED")
 
 
-def open_sweep(tracking_uri: str | None, experiment: str, run_name: str, n_jobs: int | None = None) -> str:
+def open_sweep(
+    tracking_uri: str | None,
+    experiment: str,
+    run_name: str,
+    n_jobs: int | None = None,
+    sweep_dir: Path | None = None,
+) -> str:
     """Create the parent run of a sweep and publish its id to the jobs; returns the id.
 
     ``run_name`` (the sweep's overrides) is stored with its passwords masked. ``n_jobs``: how many jobs
     the sweep launches, when known; recorded as ``imblab.n_jobs``.
+    ``sweep_dir``: the sweep's output directory, where the id is also written for remote jobs.
     """
     uri = use_tracking(tracking_uri, write=True)
     exp_id = ensure_experiment(experiment, uri)
@@ -54,6 +68,10 @@ def open_sweep(tracking_uri: str | None, experiment: str, run_name: str, n_jobs:
     OPEN_RUNS.add(run.info.run_id, uri)  # it beats until close_sweep
     os.environ[PARENT_ENV] = run.info.run_id
     os.environ[PARENT_URI_ENV] = uri
+    if sweep_dir is not None:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        # The id only: the tracking URI comes from the job's own config (it may hold credentials).
+        (sweep_dir / SWEEP_FILE).write_text(json.dumps({"parent_run_id": run.info.run_id}))
     return run.info.run_id
 
 
@@ -100,9 +118,19 @@ def close_sweep(
     return uri, run_id
 
 
-def parent_run_id(in_multirun: bool) -> str | None:
-    """The sweep parent this job belongs to when it runs inside a multirun; None otherwise."""
-    return (os.environ.get(PARENT_ENV) or None) if in_multirun else None
+def parent_run_id(in_multirun: bool, sweep_dir: Path | None = None) -> str | None:
+    """The sweep parent this job belongs to when it runs inside a multirun; None otherwise.
+
+    From ``$IMBLAB_PARENT_RUN_ID`` (jobs on this machine), else from the sweep directory's record.
+    """
+    if not in_multirun:
+        return None
+    if os.environ.get(PARENT_ENV):
+        return os.environ[PARENT_ENV]
+    record = sweep_dir / SWEEP_FILE if sweep_dir is not None else None
+    if record is not None and record.is_file():
+        return str(json.loads(record.read_text())["parent_run_id"])
+    return None
 
 
 @dataclass(frozen=True)

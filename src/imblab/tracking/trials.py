@@ -20,7 +20,7 @@ import mlflow
 import numpy as np
 import optuna
 from matplotlib.figure import Figure
-from mlflow.entities import Metric, Param
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
@@ -29,6 +29,7 @@ from imblab.tracking.artifacts import log_figures
 from imblab.tracking.layout import (
     ROLE_TRIAL,
     TAG_ERROR,
+    TAG_RETRY_OF,
     TAG_ROLE,
     TAG_STORAGE,
     TAG_STUDY,
@@ -36,9 +37,10 @@ from imblab.tracking.layout import (
     TAG_STUDY_METRIC,
     TAG_TRIAL_NUMBER,
     TAG_TRIAL_STATE,
+    TAG_WORKER_RUN,
     TUNING_DIR,
 )
-from imblab.tracking.lifecycle import client_run, location_tags
+from imblab.tracking.lifecycle import OPEN_RUNS, client_run, location_tags, mark_killed
 from imblab.tracking.runs import PARAM_LIMIT, TAG_LIMIT
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,7 @@ class TrialRecord:
     value: float | None = None  # COMPLETE trials only
     n_estimators: int | None = None  # early-stopped rounds (LightGBM)
     error: str | None = None
+    retry_of: int | None = None  # the number of the (dead worker's) trial this one runs again
 
 
 def _ms(moment: datetime | None) -> int | None:
@@ -104,30 +107,57 @@ class TrialLogger:
         self.metric = metric
         self.steps = steps
 
-    def log(self, trial: TrialRecord) -> None:
-        start, end = _ms(trial.start), _ms(trial.end) or int(time.time() * 1000)
+    def _tags(self, number: int, state: str, parent: str | None) -> dict[str, str]:
         tags = {
-            MLFLOW_PARENT_RUN_ID: self.parent,
+            MLFLOW_PARENT_RUN_ID: parent or self.parent,
             TAG_ROLE: ROLE_TRIAL,
             TAG_STUDY: self.study_name,
-            TAG_TRIAL_NUMBER: str(trial.number),
-            TAG_TRIAL_STATE: trial.state,
+            TAG_TRIAL_NUMBER: str(number),
+            TAG_TRIAL_STATE: state,
         }
+        if parent not in (None, self.parent):
+            tags[TAG_WORKER_RUN] = self.parent
+        return tags
+
+    def start(self, number: int, start: datetime | None, parent: str | None = None) -> str:
+        """Open trial ``number``'s run (RUNNING, beating) when the trial starts; its run id.
+
+        ``parent``: the run to nest it under when not this logger's own (a tune-worker nests its
+        trials under the study's training run); this logger's run is then tagged as the worker's.
+        """
+        tags = mask_tags({**self._tags(number, "RUNNING", parent), **location_tags()})
+        run = self.client.create_run(
+            self.experiment_id, start_time=_ms(start), tags=tags, run_name=f"trial-{number} running"
+        )
+        # It beats while the trial runs, and a signal's last resort ends it KILLED (imblab.app.signals).
+        OPEN_RUNS.add(run.info.run_id, self.client.tracking_uri)
+        return str(run.info.run_id)
+
+    def log(self, trial: TrialRecord, run_id: str | None = None) -> None:
+        """Fill and end the trial's run (``run_id`` from :meth:`start`; None: create it now)."""
+        start, end = _ms(trial.start), _ms(trial.end) or int(time.time() * 1000)
+        tags = {TAG_TRIAL_STATE: trial.state}
         if trial.error is not None:
             tags[TAG_ERROR] = trial.error[:TAG_LIMIT]
+        if trial.retry_of is not None:
+            tags[TAG_RETRY_OF] = str(trial.retry_of)
         scores = [float(s) for s in trial.fold_scores]
         name = trial_run_name(trial.number, trial.state, self.metric, trial.value, len(scores), self.steps)
-        run = self.client.create_run(
-            self.experiment_id,
-            start_time=start,
-            tags=mask_tags({**tags, **location_tags()}),
-            run_name=name,
-        )
-        with client_run(self.client, run.info.run_id):  # never left RUNNING, even by a signal
-            self._fill(run.info.run_id, trial, scores, end)
+        if run_id is None:
+            created = {**self._tags(trial.number, trial.state, None), **location_tags()}
+            run = self.client.create_run(
+                self.experiment_id, start_time=start, tags=mask_tags(created), run_name=name
+            )
+            run_id = str(run.info.run_id)
+        else:
+            self.client.update_run(run_id, name=name)
+        with client_run(self.client, run_id):  # never left RUNNING, even by a signal
+            self._fill(run_id, trial, scores, end, tags)
 
-    def _fill(self, run_id: str, trial: TrialRecord, scores: list[float], end: int) -> None:
-        """Log the trial's scores and params on its run and end it with the trial's state."""
+    def _fill(
+        self, run_id: str, trial: TrialRecord, scores: list[float], end: int, tags: dict[str, str]
+    ) -> None:
+        """Log the trial's scores, params and final tags on its run and end it with the trial's state."""
         start = _ms(trial.start)
         per_fold = self.steps == "fold"
         series = f"cv_fold_{self.metric}" if per_fold else f"{self.steps}_{self.metric}"
@@ -146,8 +176,20 @@ class TrialLogger:
             summary["n_estimators_effective"] = float(trial.n_estimators)
         metrics += [Metric(k, v, end, 0) for k, v in summary.items()]
         params = [Param(k, str(v)[:PARAM_LIMIT]) for k, v in trial.params.items()]
-        self.client.log_batch(run_id, metrics=metrics, params=params)
+        run_tags = [RunTag(k, v) for k, v in mask_tags(tags).items()]
+        self.client.log_batch(run_id, metrics=metrics, params=params, tags=run_tags)
         self.client.set_terminated(run_id, MLFLOW_STATUS.get(trial.state, "FAILED"), end_time=end)
+
+
+def kill_trial_run(client: MlflowClient, run_id: str, reason: str) -> bool:
+    """End a trial run that its worker left RUNNING as KILLED, with ``reason`` (tag
+    ``imblab.killed_reason``) and trial state FAIL; False if it had already ended."""
+    OPEN_RUNS.remove(run_id)  # when it is this process's own (an interrupted study)
+    if client.get_run(run_id).info.status != "RUNNING":
+        return False
+    client.set_tag(run_id, TAG_TRIAL_STATE, "FAIL")
+    mark_killed(client, run_id, mask(reason))
+    return True
 
 
 @dataclass

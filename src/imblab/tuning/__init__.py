@@ -109,14 +109,24 @@ Resume and workers
     start a trial at the same moment for the last slot, the one with the higher trial number is
     recorded as FAIL with ``imblab.surplus`` and runs nothing. A study remembers its setup: a rerun or
     worker with different data, folds, sampler, model, search space or metric is refused before any
-    trial runs, as is a metric whose direction differs from the study's. RUNNING trials of a worker
-    that died are marked FAIL (SQL storages via Optuna's heartbeat; on this machine, any storage, when
-    the worker's process is gone). Three failed trials in a row stop the study with an error.
+    trial runs, as is a metric whose direction differs from the study's. Three failed trials in a row
+    stop the study with an error.
+
+Dead workers (``tuning.heartbeat_interval``, ``grace_period``, ``retries``; ``workers``)
+    A RUNNING trial of a worker that died is found by Optuna's heartbeat on SQL storages (no beat for
+    ``grace_period`` seconds, default two intervals: any worker on any machine notices before its next
+    trial) and, on this machine and for any storage, by its process being gone. It is marked FAIL, its
+    MLflow trial run ends KILLED with ``imblab.killed_reason``, and Optuna's own retry callback
+    (``RetryHeartbeatStaleTrialCallback``, formerly ``RetryFailedTrialCallback``) queues it again with
+    the same parameters, up to ``retries`` times; the training run runs queued retries before it
+    refits. A grace period for a journal storage is refused: heartbeats are an RDB feature.
 
 MLflow
-    Every trial is a nested child run (``imblab.role=trial``) of the run that executed it: the training
-    run for ``imblab train``, the worker's own run (``imblab.role=tune-worker``, tagged with the study
-    and with the latest training run that used it) for ``imblab tune-worker``. A trial run holds the
+    Every trial is a nested child run (``imblab.role=trial``), opened RUNNING when the trial starts (its
+    id on the trial as ``imblab.mlflow_trial_run_id``) and ended with it. Its parent is the training
+    run of the study: trials of ``imblab tune-worker`` nest under it too while it runs (tag
+    ``imblab.worker_run_id`` names the worker's own run, ``imblab.role=tune-worker``), and under the
+    worker's own run otherwise (no training run, or one that has ended). A trial run holds the
     trial's parameters, per-fold scores (``cv_fold_<metric>``, step = fold), value, duration and
     state: tag ``optuna.state`` COMPLETE / PRUNED / FAIL, run status FINISHED / FINISHED / FAILED (a pruned
     trial is not an error); run names say the value or where it stopped (``trial-7 pr_auc=0.1812``,

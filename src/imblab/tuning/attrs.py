@@ -13,6 +13,7 @@ ATTR_N_ESTIMATORS = "imblab.n_estimators"  # mean early-stopped rounds: the refi
 ATTR_WORKER = "imblab.worker"  # host:pid of the process that ran the trial
 ATTR_ERROR = "imblab.error"  # why a FAIL trial failed
 ATTR_SURPLUS = "imblab.surplus"  # started when the study already held n_trials: ran nothing
+ATTR_TRIAL_RUN = "imblab.mlflow_trial_run_id"  # the trial's MLflow run, opened when the trial starts
 
 # Study user attributes
 ATTR_SIGNATURE = "imblab.signature"  # hash of the setup: a study is only continued with the same one

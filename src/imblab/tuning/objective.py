@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -81,8 +82,11 @@ class Objective:
         scorer: FoldScorer,
         n_trials: int,
         report_fold_values: bool,
+        on_start: Callable[[optuna.Trial], None] | None = None,
     ) -> None:
+        """``on_start``: called as each trial that runs begins (it opens the trial's MLflow run)."""
         self.specs, self.trainer, self.folds, self.scorer = specs, trainer, folds, scorer
+        self.on_start = on_start
         self.report_fold_values = report_fold_values
         self.n_trials = n_trials
         self.worker = worker_id()
@@ -98,6 +102,10 @@ class Objective:
             trial.set_user_attr(ATTR_SURPLUS, True)
             trial.study.stop()
             raise _Surplus(f"the study already holds {self.n_trials} trials")
+        if ATTR_FOLD_SCORES in trial.user_attrs:  # a retried trial starts with its first run's attrs
+            trial.set_user_attr(ATTR_FOLD_SCORES, [])
+        if self.on_start is not None:
+            self.on_start(trial)
         params = {spec.name: spec.suggest(trial) for spec in self.specs}
         scores: list[float] = []
         rounds: list[int] = []

@@ -15,6 +15,7 @@ from typing import Any
 import mlflow
 import numpy as np
 import optuna
+from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 
 from imblab.config.specs import Experiment
@@ -25,8 +26,8 @@ from imblab.protocol.split import Split, holdout_split
 from imblab.tracking.layout import ROLE_WORKER, TAG_COMMAND, TAG_ROLE, TAG_STORAGE, TAG_STUDY, TAG_STUDY_RUN
 from imblab.tracking.runs import TAG_LIMIT, command_line, tracked_run
 from imblab.tracking.store import ensure_experiment, use_tracking
-from imblab.tracking.trials import StudyRecord, TrialLogger, TrialRecord, log_study
-from imblab.tuning.attrs import ATTR_ERROR, ATTR_FOLD_SCORES, ATTR_N_ESTIMATORS, ATTR_RUN_ID, ATTR_SURPLUS
+from imblab.tracking.trials import StudyRecord, log_study
+from imblab.tuning.attrs import ATTR_ERROR, ATTR_N_ESTIMATORS, ATTR_RUN_ID
 from imblab.tuning.folds import prepare_folds
 from imblab.tuning.objective import FoldScorer, Objective, reports_fold_values
 from imblab.tuning.progress import Controller
@@ -41,47 +42,18 @@ from imblab.tuning.study import (
     trial_counts,
 )
 from imblab.tuning.trainers import LightGBMTrainer, SklearnTrainer
-from imblab.tuning.workers import reap_dead_trials
+from imblab.tuning.trial_runs import TrialRuns, study_run_parent, trial_logger
+from imblab.tuning.workers import StaleTrials, reap_dead_trials
 
 log = logging.getLogger(__name__)
 
 TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
+MAX_ROUNDS = 10  # optimize() rounds for trials queued again (each round needs a newly dead worker)
 
 
 # --------------------------------------------------------------------------------------------------
 # Trials
 # --------------------------------------------------------------------------------------------------
-
-
-def trial_record(trial: FrozenTrial) -> TrialRecord:
-    """A finished trial as the plain record ``imblab.tracking.trials`` logs."""
-    attrs = trial.user_attrs
-    complete = trial.state == TrialState.COMPLETE and trial.value is not None
-    return TrialRecord(
-        number=trial.number,
-        state=trial.state.name,
-        start=trial.datetime_start,
-        end=trial.datetime_complete,
-        params=dict(trial.params),
-        fold_scores=[float(s) for s in attrs.get(ATTR_FOLD_SCORES, [])],
-        value=trial.value if complete else None,
-        n_estimators=int(attrs[ATTR_N_ESTIMATORS]) if ATTR_N_ESTIMATORS in attrs else None,
-        error=str(attrs[ATTR_ERROR]) if ATTR_ERROR in attrs else None,
-    )
-
-
-def trial_logger(
-    tracking_uri: str, experiment_id: str, parent_run_id: str, session: Session, steps: str = "fold"
-) -> TrialCallback:
-    """An ``optimize`` callback that logs every trial run here as a nested run of ``parent_run_id``."""
-    study_name = session.study.study_name
-    logger = TrialLogger(tracking_uri, experiment_id, parent_run_id, study_name, session.metric, steps)
-
-    def log_trial(study: optuna.Study, trial: FrozenTrial) -> None:
-        if not trial.user_attrs.get(ATTR_SURPLUS):  # a surplus trial ran nothing
-            logger.log(trial_record(trial))
-
-    return log_trial
 
 
 def run_trials(
@@ -90,8 +62,13 @@ def run_trials(
     split: Split,
     experiment: Experiment,
     trial_callback: TrialCallback | None = None,
+    wait: float | None = None,
 ) -> int:
-    """Run trials until the study holds ``tuning.n_trials`` COMPLETE + PRUNED ones; returns the number run."""
+    """Run trials until the study holds ``tuning.n_trials`` COMPLETE + PRUNED ones; returns the number run.
+
+    ``wait``: seconds to wait for other workers' running trials at the end (the training run does,
+    before it refits). Trials of dead workers queued again meanwhile are run here too.
+    """
     spec = experiment.tuning
     study, n_trials = session.study, int(spec.n_trials)
     if finished(trial_counts(study)) >= n_trials:
@@ -115,21 +92,36 @@ def run_trials(
         ", early stopping on validation halves" if early_stopping else "",
     )
     scorer = FoldScorer(session.metric, experiment.policy, experiment.costs)
-    objective = Objective(session.specs, trainer, folds, scorer, n_trials, reports_fold_values(study.pruner))
+    on_start = trial_callback.start if isinstance(trial_callback, TrialRuns) else None
+    objective = Objective(
+        session.specs, trainer, folds, scorer, n_trials, reports_fold_values(study.pruner), on_start
+    )
     controller = Controller(n_trials, session.metric, study, spec.progress_bar)
     n_jobs = (os.cpu_count() or 1) if spec.n_jobs == -1 else int(spec.n_jobs)
+    callbacks = [cb for cb in (trial_callback, controller) if cb is not None]
     try:
-        with quiet_optuna():
-            study.optimize(
-                objective,
-                n_trials=None,
-                timeout=spec.timeout,
-                n_jobs=n_jobs,
-                catch=(Exception,),
-                callbacks=[cb for cb in (trial_callback, controller) if cb is not None],
+        for _ in range(MAX_ROUNDS):
+            with quiet_optuna():
+                study.optimize(
+                    objective, n_trials=None, timeout=spec.timeout, n_jobs=n_jobs, catch=(Exception,),
+                    callbacks=callbacks,
+                )  # fmt: skip
+            if controller.too_many_failures:
+                break
+            if wait is not None:
+                wait_for_running(study, wait, session.on_stale)
+            counts = trial_counts(study)
+            if spec.timeout is not None:  # the time is up: queued retries are left to other workers
+                break
+            if not counts[TrialState.WAITING] or finished(counts) >= n_trials:
+                break
+            log.info(
+                "tuning: %d trial(s) of dead workers queued again: running them", counts[TrialState.WAITING]
             )
     finally:
         controller.close()
+        if isinstance(trial_callback, TrialRuns):
+            trial_callback.abandon("the study was interrupted before the trial ended")
     if controller.too_many_failures:
         assert controller.failed is not None
         error = controller.failed.user_attrs.get(ATTR_ERROR, "see the log")
@@ -140,11 +132,14 @@ def run_trials(
     return controller.ran
 
 
-def wait_for_running(study: optuna.Study, limit: float, poll: float = 1.0) -> None:
-    """Let other workers' RUNNING trials finish (up to ``limit`` seconds) before the best is taken."""
+def wait_for_running(
+    study: optuna.Study, limit: float, on_stale: StaleTrials | None = None, poll: float = 1.0
+) -> None:
+    """Let other workers' RUNNING trials finish (up to ``limit`` seconds) before the best is taken;
+    trials of workers that died meanwhile are failed (and queued again) by ``on_stale``."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        reap_dead_trials(study)
+        reap_dead_trials(study, on_stale)
         running = trial_counts(study)[TrialState.RUNNING]
         if not running:
             return
@@ -199,19 +194,17 @@ def tune(experiment: Experiment, dataset: Dataset, split: Split) -> dict[str, An
     Called by ``imblab.experiment.run_experiment`` inside its active MLflow run (trials become its
     children); without an active run the trials are simply not logged.
     """
-    session = open_session(experiment, dataset)
-    study = session.study
     parent = mlflow.active_run()
+    uri = mlflow.get_tracking_uri() if parent is not None else None
+    session = open_session(experiment, dataset, tracking_uri=uri)
+    study = session.study
     callback = None
-    if parent is not None:
+    if parent is not None and uri is not None:
         study.set_user_attr(ATTR_RUN_ID, parent.info.run_id)
-        callback = trial_logger(
-            mlflow.get_tracking_uri(), parent.info.experiment_id, parent.info.run_id, session
-        )
+        callback = trial_logger(uri, parent.info.experiment_id, parent.info.run_id, session)
     start = time.perf_counter()
-    ran = run_trials(session, dataset, split, experiment, callback)
-    if session.storage_url:
-        wait_for_running(study, float(experiment.tuning.wait_for_workers))
+    wait = float(experiment.tuning.wait_for_workers) if session.storage_url else None
+    ran = run_trials(session, dataset, split, experiment, callback, wait)
     seconds = time.perf_counter() - start
     best, params = best_params(study)
     log.info(
@@ -238,10 +231,10 @@ def run_worker(experiment: Experiment) -> int:
     check_worker_storage(spec)
     dataset = experiment.load_data()
     split = holdout_split(dataset, experiment.split)
-    session = open_session(experiment, dataset, worker=True)
-    study = session.study
     uri = use_tracking(experiment.tracking.uri, write=True)
     experiment_id = ensure_experiment(experiment.tracking.experiment, uri)
+    session = open_session(experiment, dataset, worker=True, tracking_uri=uri)
+    study = session.study
     tags = {
         TAG_ROLE: ROLE_WORKER,
         TAG_STUDY: study.study_name,
@@ -253,7 +246,9 @@ def run_worker(experiment: Experiment) -> int:
     if study.user_attrs.get(ATTR_RUN_ID):
         tags[TAG_STUDY_RUN] = str(study.user_attrs[ATTR_RUN_ID])
     with tracked_run(experiment_id, f"tune-worker {study.study_name}", tags) as run:
-        callback = trial_logger(uri, experiment_id, run.info.run_id, session)
+        # Trials nest under the study's training run while it runs: one parent holds the whole study.
+        parent_of = study_run_parent(MlflowClient(uri), experiment_id)
+        callback = trial_logger(uri, experiment_id, run.info.run_id, session, parent_of=parent_of)
         start = time.perf_counter()
         ran = run_trials(session, dataset, split, experiment, callback)
         with quiet_optuna():

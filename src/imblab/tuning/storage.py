@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import FrozenTrial
 
 from imblab.errors import ImblabError
 from imblab.secrets import mask
@@ -30,10 +33,20 @@ def journal_path(url: str) -> Path | None:
     return None
 
 
+StaleCallback = Callable[[optuna.Study, FrozenTrial], None]
+
+
 def open_storage(
-    url: str | None, heartbeat_interval: int | None = None
+    url: str | None,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+    on_stale: StaleCallback | None = None,
 ) -> optuna.storages.BaseStorage | None:
-    """Optuna storage for ``tuning.storage`` (None = in-memory); ImblabError if it cannot be opened."""
+    """Optuna storage for ``tuning.storage`` (None = in-memory); ImblabError if it cannot be opened.
+
+    SQL storages get Optuna's heartbeat: ``heartbeat_interval`` / ``grace_period`` seconds, and
+    ``on_stale`` called with each trial Optuna fails for a missing heartbeat.
+    """
     if not url:
         return None
     shown = storage_label(url)
@@ -68,7 +81,8 @@ def open_storage(
                 db.parent.mkdir(parents=True, exist_ok=True)
             # Several worker processes write to one file: wait for the lock instead of failing.
             engine_kwargs["connect_args"] = {"timeout": 60}
-        return _rdb_storage(url, engine_kwargs, heartbeat_interval)
+        heartbeat = {"heartbeat_interval": heartbeat_interval, "grace_period": grace_period}
+        return _rdb_storage(url, engine_kwargs, heartbeat, on_stale if heartbeat_interval else None)
     except ImblabError:
         raise
     except ImportError as exc:  # Optuna re-raises the driver's ModuleNotFoundError as a plain ImportError
@@ -83,16 +97,22 @@ def open_storage(
         raise ImblabError(f"cannot open the Optuna storage {shown}: {reason}. {hint}") from None
 
 
-def _rdb_storage(url: str, engine_kwargs: dict[str, Any], heartbeat_interval: int | None) -> Any:
+def _rdb_storage(
+    url: str, engine_kwargs: dict[str, Any], heartbeat: dict[str, Any], on_stale: StaleCallback | None
+) -> Any:
     """RDBStorage, retried when workers starting together race to create its tables."""
     from sqlalchemy.exc import IntegrityError, OperationalError
 
+    # Optuna 4.9 renamed failed_trial_callback to heartbeat_stale_trial_callback (the old name warns).
+    params = inspect.signature(optuna.storages.RDBStorage).parameters
+    new_name = "heartbeat_stale_trial_callback"
+    callback = new_name if new_name in params else "failed_trial_callback"
     for attempt in range(5):
         try:
-            with warnings.catch_warnings():  # heartbeat_interval is "experimental" since Optuna 2.9
+            with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(
-                    url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval
+                    url, engine_kwargs=engine_kwargs, **heartbeat, **{callback: on_stale}
                 )
         except (IntegrityError, OperationalError) as exc:
             # The loser of the race sees a duplicate schema-version row or an existing table.

@@ -28,7 +28,7 @@ from imblab.tuning.attrs import ATTR_METRIC, ATTR_SETUP, ATTR_SIGNATURE
 from imblab.tuning.settings import check
 from imblab.tuning.space import ParamSpec, parse_search_space
 from imblab.tuning.storage import open_storage, storage_label
-from imblab.tuning.workers import reap_dead_trials
+from imblab.tuning.workers import StaleTrials, reap_dead_trials
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +201,7 @@ class Session:
     direction: str
     specs: list[ParamSpec]
     setup: dict[str, Any] = field(default_factory=dict)
+    on_stale: StaleTrials | None = None  # what happens to a dead worker's trial (shared storages)
 
     @property
     def storage_label(self) -> str:
@@ -215,19 +216,35 @@ def check_worker_storage(spec: TuningSpec) -> None:
         )
 
 
-def open_session(experiment: Experiment, dataset: Dataset, worker: bool = False) -> Session:
-    """Check the tuning settings, open the storage and the study: every bad input fails here."""
+def open_session(
+    experiment: Experiment, dataset: Dataset, worker: bool = False, tracking_uri: str | None = None
+) -> Session:
+    """Check the tuning settings, open the storage and the study: every bad input fails here.
+
+    ``tracking_uri``: the MLflow store of this process's trial runs (to end a dead worker's)."""
     spec = experiment.tuning
     direction = check(spec)
     metric = spec.metric
     specs = parse_search_space(experiment.search_space, model_of(experiment.pipeline), experiment.model_name)
     if worker:
         check_worker_storage(spec)
-    url = spec.storage or None
-    storage = open_storage(url, spec.heartbeat_interval if url else None)
+    storage, on_stale = open_spec_storage(spec, tracking_uri)
     setup = study_setup(experiment, dataset, metric, direction)
     name = spec.study_name or default_study_name(experiment, dataset, metric, signature(setup))
     study = open_study(storage, str(name), direction, setup, spec, worker)
     if storage is not None:
-        reap_dead_trials(study)
-    return Session(study, url, metric, direction, specs, setup)
+        reap_dead_trials(study, on_stale)
+    return Session(study, spec.storage or None, metric, direction, specs, setup, on_stale)
+
+
+def open_spec_storage(
+    spec: TuningSpec, tracking_uri: str | None = None
+) -> tuple[optuna.storages.BaseStorage | None, StaleTrials | None]:
+    """The storage of ``tuning.storage`` (None: in memory) with heartbeats, and the handler of its
+    dead workers' trials (``tracking_uri``: where their MLflow runs are; may be set later)."""
+    url = spec.storage or None
+    if url is None:
+        return None, None
+    on_stale = StaleTrials(int(spec.retries))
+    on_stale.tracking_uri = tracking_uri
+    return open_storage(url, spec.heartbeat_interval, spec.grace_period, on_stale), on_stale
