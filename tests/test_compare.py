@@ -211,7 +211,9 @@ def test_compare_writes_every_format_and_logs_the_report_on_the_sweep(
     assert "Δ vs best [95% CI]" in text and "P(beats best)" in text and "best" in text
     md = files["markdown"].read_text()
     rows = [line for line in md.splitlines() if line.startswith("|") and "× lgbm ×" in line]
-    assert len(rows) == 4 and "| variant" in md
+    assert len(rows) == 3 * 4 and "| variant" in md  # ranking, test metrics and cost tables
+    ranking = md.split("## Ranking by test PR-AUC", 1)[1].split("\n## ", 1)[0]
+    assert sum("× lgbm ×" in line for line in ranking.splitlines()) == 4
     assert "tied" in md  # best_f1 and fixed on one model share PR-AUC on every resample
 
     html = files["html"].read_text()

@@ -98,7 +98,9 @@ def test_a_running_sweep_is_refused_unless_partial(
     assert md.startswith(f"# Comparison: progress-{store.running} (PARTIAL)")
     status = "parent run RUNNING; 2 of 4 jobs finished, 1 FAILED, 1 without a run"
     assert f"PARTIAL: sweep {store.running} is still running ({status})" in md
-    rows = [line for line in md.splitlines() if line.startswith("|") and "× logreg ×" in line]
+    ranking = md.split("\n## ", 2)[1]  # the ranking table lists the unfinished jobs, the others do not
+    rows = [line for line in ranking.splitlines() if line.startswith("|") and "× logreg ×" in line]
+    assert md.count("FAILED: not compared") == 1
     assert len(rows) == 3 and "FAILED: not compared" in rows[-1] and "smote × logreg × best_f1" in rows[-1]
     csv = pd.read_csv(tmp_path / "comparison.csv")
     assert list(csv["status"]) == ["FINISHED", "FINISHED", "FAILED"]

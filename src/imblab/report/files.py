@@ -20,8 +20,8 @@ from imblab.report.render import (
     FILES,
     TITLE_MARK,
     csv_table,
-    display_table,
     markdown_table,
+    report_tables,
     summary_lines,
     text_table,
 )
@@ -29,10 +29,10 @@ from imblab.tracking.layout import REPORT_DIR
 
 _CAPTIONS = {
     "ci": "Test metric with 95% bootstrap CI per variant",
-    "pr_curves": "Precision-recall curves on the test set",
+    "pr_curves": "Precision-recall and ROC curves on the test set (colour: fitted model; marker: policy)",
     "confusion_matrices": "Confusion matrices on the test set at each run's frozen threshold",
     "cost_vs_threshold": "Expected cost and net saving per lot versus threshold "
-    "(test solid, out-of-fold dashed)",
+    "(test solid, out-of-fold dashed; log axis when the threshold is small)",
 }
 
 _CSS = """
@@ -40,7 +40,7 @@ body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; font-size: 0.85em; }
 th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; white-space: nowrap; }
 th { background: #f0f3f7; }
-td:nth-child(2) { text-align: left; }
+td:nth-child(2), th:nth-child(2) { text-align: left; white-space: normal; min-width: 14em; max-width: 24em; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0 1.5em; }
 .note { color: #555; font-size: 0.9em; }
 """
@@ -55,10 +55,13 @@ def _png(fig: Figure) -> bytes:
 def html_report(comparison: Comparison, pngs: dict[str, bytes]) -> str:
     """One HTML page with inline CSS and the plots as base64 PNG: no external resources."""
     title = f"imblab comparison: {comparison.sweep.name}{TITLE_MARK.get(comparison.sweep.state, '')}"
-    table = display_table(comparison).to_html(index=False, border=0, escape=True)
+    tables = [
+        f"<h2>{html.escape(heading)}</h2>" + table.to_html(index=False, border=0, escape=True)
+        for heading, table in report_tables(comparison)
+    ]
     notes = "".join(f"<li>{html.escape(line)}</li>" for line in summary_lines(comparison))
     plots = [figure_html(_CAPTIONS.get(name, name), data) for name, data in pngs.items()]
-    return html_page(title, _CSS, [f'<ul class="note">{notes}</ul>', table, *plots])
+    return html_page(title, _CSS, [f'<ul class="note">{notes}</ul>', *tables, *plots])
 
 
 def html_page(title: str, css: str, parts: Sequence[str]) -> str:

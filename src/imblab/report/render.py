@@ -31,6 +31,17 @@ NICE = {
     "balanced_accuracy": "balanced accuracy",
 }
 TERMINAL_METRICS = ("recall", "precision", "expected_cost")
+COST_FIELDS = ("fn", "fp", "defect_value", "inspection")  # of imblab.metrics.costs.Costs, shown per run
+MONEY_METRICS = frozenset({"expected_cost", "net_saving", "roi"})  # the report's cost table
+# Said once, under the summary, so the table headers can stay short.
+ABBREVIATIONS = (
+    "Abbreviations: PR-AUC: area under the precision-recall curve (average precision); ROC-AUC: area "
+    "under the ROC curve; F1: harmonic mean of precision and recall; MCC: Matthews correlation "
+    "coefficient; Brier: mean squared error of the probabilities; CV: cross-validation on the training "
+    "rows (out-of-fold scores), ± se: standard error over its folds; CI: confidence interval; costs fn / "
+    "fp / value / inspection: cost of a missed defect / of a false alarm, value of a caught defect, cost "
+    "of an inspection."
+)
 FILES = {
     "table": "comparison.txt",
     "markdown": "comparison.md",
@@ -75,32 +86,52 @@ def verdict(comparison: Comparison, row: pd.Series) -> str:
 
 
 def display_table(comparison: Comparison, extra: Sequence[str] | None = None) -> pd.DataFrame:
-    """The human table (strings): point estimates with 95% CIs, paired difference and verdict.
-
-    ``extra``: further test metrics to show (default: all of ``comparison.metrics``).
-    """
+    """The human table (strings): the ranking (``ranking_table``) and, after it, ``extra`` further test
+    metrics with their CIs (default: all of ``comparison.metrics``): one wide table, for a terminal."""
     m = comparison.metric
     extra = [x for x in (comparison.metrics[1:] if extra is None else extra) if x != m]
+    table = ranking_table(comparison)
+    for other in extra:
+        table[f"test {nice(other)}"] = _metric_cells(comparison, other)
+    return table
+
+
+def _metric_cells(comparison: Comparison, metric: str) -> list[str]:
+    """``value [lo, hi]`` of a test metric per ranked run, then "—" for every unfinished job."""
+    t = comparison.table
+    cells = [
+        _ci(r[f"test_{metric}"], r[f"test_{metric}_lo"], r[f"test_{metric}_hi"]) for _, r in t.iterrows()
+    ]
+    return cells + ["—"] * len(_unfinished(comparison))
+
+
+def _unfinished(comparison: Comparison) -> list:
+    progress = comparison.sweep.progress
+    return list(progress.unfinished) if progress else []
+
+
+def ranking_table(comparison: Comparison) -> pd.DataFrame:
+    """The ranking (strings): threshold, CV PR-AUC, the ranking metric with its 95% CI, the paired
+    difference with the best run, P(beats best) and the verdict; unfinished jobs listed after it."""
+    m = comparison.metric
     rows = []
     for _, r in comparison.table.iterrows():
         best = bool(r["is_best"])
         diff = _ci(r["diff_vs_best"], r["diff_vs_best_lo"], r["diff_vs_best_hi"])
-        row = {
-            "#": int(r["rank"]),
-            "variant": r["variant"],
-            "run": str(r["run_id"])[:8],
-            "threshold": _num(r["threshold"], 4),
-            "CV PR-AUC ± se": f"{_num(r['cv_pr_auc'])} ± {_num(r['cv_pr_auc_fold_se'])}",
-            f"test {nice(m)} [95% CI]": _ci(r[f"test_{m}"], r[f"test_{m}_lo"], r[f"test_{m}_hi"]),
-            "Δ vs best [95% CI]": "—" if best else diff,
-            "P(beats best)": "—" if best else _num(r["p_beats_best"], 2),
-            "verdict": verdict(comparison, r),
-        }
-        for other in extra:
-            row[f"test {nice(other)}"] = _ci(r[f"test_{other}"], r[f"test_{other}_lo"], r[f"test_{other}_hi"])
-        rows.append(row)
-    progress = comparison.sweep.progress
-    for run in progress.unfinished if progress else ():
+        rows.append(
+            {
+                "#": int(r["rank"]),
+                "variant": r["variant"],
+                "run": str(r["run_id"])[:8],
+                "threshold": _num(r["threshold"], 4),
+                "CV PR-AUC ± se": f"{_num(r['cv_pr_auc'])} ± {_num(r['cv_pr_auc_fold_se'])}",
+                f"test {nice(m)} [95% CI]": _ci(r[f"test_{m}"], r[f"test_{m}_lo"], r[f"test_{m}_hi"]),
+                "Δ vs best [95% CI]": "—" if best else diff,
+                "P(beats best)": "—" if best else _num(r["p_beats_best"], 2),
+                "verdict": verdict(comparison, r),
+            }
+        )
+    for run in _unfinished(comparison):
         rows.append(
             {
                 **dict.fromkeys(rows[0], "—"),
@@ -110,6 +141,38 @@ def display_table(comparison: Comparison, extra: Sequence[str] | None = None) ->
             }
         )
     return pd.DataFrame(rows)
+
+
+def _short_table(comparison: Comparison, metrics: Sequence[str], costs: bool) -> pd.DataFrame:
+    """'#' and variant of each ranked run (unfinished jobs are listed in the ranking only), then each of
+    ``metrics`` as ``value [95% CI]`` (and each run's costs)."""
+    t = comparison.table
+    table = pd.DataFrame({"#": t["rank"].astype(int), "variant": t["variant"]})
+    for metric in metrics:
+        table[f"{nice(metric)} [95% CI]"] = [
+            _ci(r[f"test_{metric}"], r[f"test_{metric}_lo"], r[f"test_{metric}_hi"]) for _, r in t.iterrows()
+        ]
+    if costs:
+        table["costs fn / fp / value / inspection"] = [
+            "/".join(f"{getattr(comparison.sweep.run(rid).costs, k):g}" for k in COST_FIELDS)
+            for rid in t["run_id"]
+        ]
+    return table.reset_index(drop=True)
+
+
+def report_tables(comparison: Comparison) -> list[tuple[str, pd.DataFrame]]:
+    """The report's tables, each narrow enough for a 1,280 px page: the ranking, the other test metrics
+    at each run's frozen threshold, and the money metrics with each run's costs."""
+    others = [x for x in comparison.metrics if x != comparison.metric]
+    quality = [x for x in others if x not in MONEY_METRICS]
+    money = [x for x in others if x in MONEY_METRICS]
+    tables = [(f"Ranking by test {nice(comparison.metric)}", ranking_table(comparison))]
+    if quality:
+        tables.append(
+            ("Test metrics at each run's frozen threshold", _short_table(comparison, quality, False))
+        )
+    tables.append(("Cost and saving per lot on the test set", _short_table(comparison, money, True)))
+    return tables
 
 
 def csv_table(comparison: Comparison) -> pd.DataFrame:
@@ -174,6 +237,7 @@ def summary_lines(comparison: Comparison) -> list[str]:
         "contains 0; 'tied': equal on every resample (e.g. two policies on one fitted model).",
         "Threshold-dependent metrics use each run's frozen threshold, chosen on out-of-fold training "
         "scores; expected cost and net saving are per lot under each run's costs.",
+        ABBREVIATIONS,
     ]
 
 
@@ -186,6 +250,9 @@ def text_table(comparison: Comparison) -> str:
 
 
 def markdown_table(comparison: Comparison) -> str:
-    table = display_table(comparison).to_markdown(index=False)
+    """The report in Markdown: title, summary, then each of ``report_tables`` under its own heading."""
     title = f"# Comparison: {comparison.sweep.name}{TITLE_MARK.get(comparison.sweep.state, '')}"
-    return "\n\n".join([title, "\n".join(f"- {line}" for line in summary_lines(comparison)), table]) + "\n"
+    parts = [title, "\n".join(f"- {line}" for line in summary_lines(comparison))]
+    for heading, table in report_tables(comparison):
+        parts += [f"## {heading}", table.to_markdown(index=False)]
+    return "\n\n".join(parts) + "\n"
