@@ -70,7 +70,9 @@ def test_run_logs_params_metrics_tags_artifacts_and_one_model(tracking_uri: str)
         "pr_roc_curves.png",
         "threshold_curves.png",
         "reliability.png",
+        "feature_importances.png",
     }
+    assert "feature_importances.csv" in artifacts
     scores = {Path(f.path).name for f in client.list_artifacts(out.run_id, "scores")}
     assert {"oof_scores.parquet", "test_scores.parquet", "cv_folds.csv"} <= scores
 
@@ -187,6 +189,11 @@ def test_every_model_runs(tracking_uri: str, model: str) -> None:
         type(model_of(frozen.pipeline)).__name__
         == type(model_of(_experiment(f"model={model}").pipeline)).__name__
     )
+    # Feature importances for every model that has them (easy_ensemble has none: no file, no error).
+    logged = {f.path for f in MlflowClient(tracking_uri).list_artifacts(out.run_id)}
+    plots = {Path(f.path).name for f in MlflowClient(tracking_uri).list_artifacts(out.run_id, "plots")}
+    has = model != "easy_ensemble"
+    assert ("feature_importances.csv" in logged, "feature_importances.png" in plots) == (has, has)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""Readable plots and report (issue 12): threshold axes, colours and markers, the report's width.
+"""Readable plots and report (issue 12): threshold axes, colours and markers, the report's width,
+reliability with Brier, tuning importances with their trial count.
 
 Fast: synthetic scores, no MLflow store (``RunScores`` built in memory); the comparison itself is the
 real ``bootstrap_table``. A slow test renders the report in headless Chromium when it is installed.
@@ -12,12 +13,15 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
 from matplotlib.lines import Line2D
+from sklearn.metrics import brier_score_loss
 
 from imblab.metrics.costs import Costs
 from imblab.report.comparison import Comparison, RunScores, Sweep, bootstrap_table
+from imblab.report.evaluation_figures import reliability_figure
 from imblab.report.figures import (
     POLICY_MARKERS,
     cost_curves_figure,
@@ -28,6 +32,7 @@ from imblab.report.figures import (
 )
 from imblab.report.files import write_report
 from imblab.report.render import ABBREVIATIONS, markdown_table, report_tables
+from imblab.tracking.trials import MIN_TRIALS_FOR_IMPORTANCE, study_figures
 
 MODELS = ("none × lgbm", "smote × lgbm", "smote_enn × balanced_random_forest")
 POLICIES = (("best_f1", 0.02), ("min_cost", 0.008), ("fixed", 0.5))
@@ -200,3 +205,45 @@ def test_report_html_has_no_horizontal_scroll_at_1280_px_in_chromium(tmp_path: P
     found = re.search(r'data-scroll-width="(\d+)"', proc.stdout)
     assert found, proc.stderr[-2000:]
     assert int(found.group(1)) <= 1280
+
+
+# --------------------------------------------------------------------------------------------------
+# 4. Reliability with the Brier score
+# --------------------------------------------------------------------------------------------------
+
+
+def test_reliability_legend_brier_equals_sklearn_and_axes_zoom_to_the_scores() -> None:
+    rng = np.random.default_rng(3)
+    curves = {}
+    for name in ("test", "out-of-fold"):
+        y = (rng.random(600) < 0.066).astype(int)
+        curves[name] = (y, _scores(rng, y, 2.0))
+    fig = reliability_figure(curves)
+    ax, ax_hist = fig.axes
+    legend = {t.get_text() for t in ax.get_legend().get_texts()}
+    for name, (y, p) in curves.items():
+        assert f"{name} (Brier {brier_score_loss(y, p):.4f})" in legend
+    # Imbalanced scores: the diagram zooms in (equal axes) instead of leaving its points in a corner.
+    assert ax.get_xlim() == ax.get_ylim() and ax.get_xlim()[1] < 0.5
+    assert "zoomed" in ax.get_title() and ax_hist.get_yscale() == "log"
+
+
+# --------------------------------------------------------------------------------------------------
+# 6. Tuning: parameter importances from few trials say so
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("n_trials", "caveat"), [(6, True), (MIN_TRIALS_FOR_IMPORTANCE, False)])
+def test_param_importance_title_counts_complete_trials(n_trials: int, caveat: bool) -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) + 0.1 * t.suggest_float("y", 0, 1), n_trials=n_trials)
+
+    def pruned(trial: optuna.Trial) -> float:
+        trial.suggest_float("x", 0, 1), trial.suggest_float("y", 0, 1)
+        raise optuna.TrialPruned
+
+    study.optimize(pruned, n_trials=3)  # pruned trials are not counted
+    title = study_figures(study, "pr_auc")["param_importances"].axes[0].get_title()
+    assert f"({n_trials} complete trials)" in title
+    assert ("rough: fewer than 20 complete trials" in title) is caveat

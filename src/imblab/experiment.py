@@ -36,6 +36,7 @@ from imblab.protocol.outer import PREFIX, OuterEvaluation, evaluate_outer
 from imblab.protocol.split import Split, holdout_split
 from imblab.report.evaluation_figures import outer_folds_figure, reliability_figure
 from imblab.report.figures import confusion_matrix_figure, pr_roc_figure, threshold_curves_figure
+from imblab.report.importance import feature_importances, importance_figure
 from imblab.thresholds import ThresholdChoice
 from imblab.tracking.artifacts import log_run_artifacts, threshold_record
 from imblab.tracking.evaluation import log_repeated_cv
@@ -354,4 +355,8 @@ def _log_artifacts(
         figures["reliability"] = reliability_figure({"outer test (pooled)": pooled, "out-of-fold": oof})
         figures["rcv_folds"] = outer_folds_figure(outer.table, outer.summary, PREFIX)
         metrics = {**metrics, PREFIX: outer.summary}
-    log_run_artifacts(experiment.config, oof_frame, test_frame, folds, metrics, record, figures)
+    # Of the frozen model (refitted on all training rows); None for a model without importances.
+    importances = feature_importances(fit.pipeline, dataset.X.iloc[split.train])
+    if importances is not None:
+        figures["feature_importances"] = importance_figure(importances)
+    log_run_artifacts(experiment.config, oof_frame, test_frame, folds, metrics, record, figures, importances)

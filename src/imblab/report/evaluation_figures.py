@@ -17,21 +17,29 @@ FOLD_METRICS = ("pr_auc", "roc_auc", "precision", "recall", "f1", "balanced_accu
 
 def reliability_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], n_bins: int = 10) -> Figure:
     """Reliability diagram (observed positive rate against mean predicted probability) per named
-    (y_true, probability) pair, with its Brier score; quantile bins, since most scores of an imbalanced
-    problem sit near 0 and uniform bins would leave the upper ones nearly empty."""
-    fig = Figure(figsize=(5.6, 5.0), layout="tight")
-    ax = fig.subplots()
+    (y_true, probability) pair, with its Brier score (scikit-learn's ``brier_score_loss``), and below it
+    the histogram of the probabilities.
+
+    Quantile bins, since most scores of an imbalanced problem sit near 0 and uniform bins would leave
+    the upper ones nearly empty; for the same reason both axes zoom to the bins' range (the diagonal
+    stays the reference), else every point of a 6%-positive problem sits in the bottom-left corner.
+    """
+    fig = Figure(figsize=(5.6, 6.4), layout="constrained")
+    ax, ax_hist = fig.subplots(2, 1, height_ratios=(3, 1), sharex=True)
+    top = 0.0
     for label, (y, p) in curves.items():
         brier = brier_score_loss(y, p)
-        CalibrationDisplay.from_predictions(
+        display = CalibrationDisplay.from_predictions(
             y, p, n_bins=n_bins, strategy="quantile", name=f"{label} (Brier {brier:.4f})", ax=ax
         )
-    ax.set(
-        xlabel="mean predicted probability (quantile bins)",
-        ylabel="observed fraction of positives",
-        title="Reliability",
-    )
-    ax.legend(fontsize=8)
+        top = max(top, float(np.max(display.prob_pred)), float(np.max(display.prob_true)))
+        ax_hist.hist(p, bins=np.linspace(0, 1, 201), histtype="step", color=display.line_.get_color())
+    limit = min(1.0, 1.1 * top) if top > 0 else 1.0
+    ax.set(xlim=(0, limit), ylim=(0, limit), xlabel="", ylabel="observed fraction of positives")
+    ax.set_title("Reliability" + (f" (zoomed to 0-{limit:.2g})" if limit < 1 else ""), fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+    ax_hist.set(xlabel="mean predicted probability (quantile bins)", ylabel="rows", yscale="log")
+    ax_hist.tick_params(labelsize=8)
     return fig
 
 

@@ -30,6 +30,7 @@ from imblab.tracking.layout import (
     CONFIG_YAML,
     CV_FOLDS_CSV,
     DECISION_JSON,
+    FEATURE_IMPORTANCES_CSV,
     METRICS_JSON,
     OOF_SCORES,
     PANEL_TEST_PREDICTIONS,
@@ -80,8 +81,10 @@ def log_run_artifacts(
     metrics: dict[str, dict[str, float]],
     threshold: dict[str, Any],
     figures: dict[str, Figure],
+    importances: pd.DataFrame | None = None,
 ) -> None:
-    """Everything a training run stores besides the model: scores, config, metrics, threshold, plots.
+    """Everything a training run stores besides the model: scores, config, metrics, threshold, plots
+    and, for a model that has them, its feature importances.
 
     ``test`` is None for a run without a holdout test set (``evaluation=repeated_cv``).
     """
@@ -93,6 +96,8 @@ def log_run_artifacts(
     mlflow.log_dict(metrics, METRICS_JSON)
     log_threshold(threshold)
     log_figures(figures, PLOTS_DIR)
+    if importances is not None:
+        mlflow.log_text(importances.to_csv(index=False), FEATURE_IMPORTANCES_CSV)
 
 
 def log_config(config: dict[str, Any]) -> None:

@@ -62,6 +62,8 @@ CV_FOLDS_CSV = f"{SCORES_DIR}/cv_folds.csv"
 RCV_FOLDS_CSV = f"{SCORES_DIR}/rcv_folds.csv"
 RCV_SCORES = f"{SCORES_DIR}/rcv_scores.parquet"
 PLOTS_DIR = "plots"
+# rank, feature (after preprocessing), importance, share, kind; only for models that have importances
+FEATURE_IMPORTANCES_CSV = "feature_importances.csv"
 REPORT_DIR = "report"  # a comparison report on a sweep's parent
 TUNING_DIR = "tuning"  # study summary, trials table and plots on a tuned run
 

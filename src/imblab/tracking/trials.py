@@ -255,19 +255,36 @@ def log_study(study: optuna.Study, record: StudyRecord) -> None:
         log_figures(study_figures(study, record.metric), TUNING_DIR)
 
 
+# Parameter importances (fANOVA over the complete trials) from fewer trials than this are rough: a
+# random forest fitted to a handful of points; the plot's title says so and how many there were.
+MIN_TRIALS_FOR_IMPORTANCE = 20
+
+
+def importance_title(n_complete: int) -> str:
+    """The parameter-importance plot's title: with a caveat when it rests on few complete trials."""
+    title = f"Hyperparameter importances ({n_complete} complete trials)"
+    if n_complete < MIN_TRIALS_FOR_IMPORTANCE:
+        title += f"\nrough: fewer than {MIN_TRIALS_FOR_IMPORTANCE} complete trials, read as a hint only"
+    return title
+
+
 def study_figures(study: optuna.Study, metric: str) -> dict[str, Figure]:
     """Optuna's optimisation-history and parameter-importance plots (those that can be drawn), their axis
-    labelled with the study's metric (Optuna's single-objective plots default to 'Objective Value')."""
+    labelled with the study's metric (Optuna's single-objective plots default to 'Objective Value');
+    the importances carry a caveat in their title when there are few complete trials."""
     from optuna.visualization import matplotlib as ovm
 
     plots: dict[str, Callable[[optuna.Study], Any]] = {
         "optimization_history": ovm.plot_optimization_history,
         "param_importances": ovm.plot_param_importances,
     }
+    n_complete = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
     figures = {}
     for name, plot in plots.items():
         try:
             ax = plot(study, target_name=metric)
+            if name == "param_importances":
+                ax.set_title(importance_title(n_complete), fontsize=10)
             figure = ax.figure if hasattr(ax, "figure") else np.ravel(ax)[0].figure
             figure.tight_layout()
         except Exception as exc:  # e.g. importances need two COMPLETE trials with varied parameters
