@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from imblab.categorical import for_features
 from imblab.config.compose import experiment_from_config
 from imblab.config.specs import CalibrationSpec
 from imblab.pipeline import calibrated, model_of
@@ -86,3 +89,29 @@ def test_figure_draws_the_top_20_largest_on_top() -> None:
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert len(labels) == 20 and labels[-1] == "f0" and labels[0] == "f19"
     assert "top 20 of 30" in ax.get_title() and ax.get_xlabel() == "gain"
+
+
+@pytest.mark.parametrize(
+    ("model", "names"), [("lgbm", {"a", "b", "tool", "shift"}), ("logreg", {"a", "tool_T3"})]
+)
+def test_categorical_columns_are_named_as_the_model_sees_them(
+    tmp_path: Path, model: str, names: set[str]
+) -> None:
+    """LightGBM splits on the category column itself; logreg sees one-hot columns named value by value."""
+    rng = np.random.default_rng(3)
+    n = 500
+    frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n),
+                          "tool": rng.choice(["T1", "T2", "T3", "T4"], n),
+                          "shift": rng.choice(["day", "night", None], n)})  # fmt: skip
+    risk = frame["a"] + 2.0 * (frame["tool"] == "T3") + rng.normal(size=n)
+    frame["failed"] = (risk > np.quantile(risk, 0.88)).astype(int)
+    frame.to_parquet(tmp_path / "lots.parquet")
+    sampler = "smote" if model == "lgbm" else "random_over"
+    small = ("model.estimator.n_estimators=40",) if model == "lgbm" else ()
+    table_data = ("data=table", f"data.path={tmp_path / 'lots.parquet'}", "data.target=failed")
+    exp = experiment_from_config(compose_config(*table_data, f"model={model}", *small, f"sampler={sampler}"))
+    data = exp.load_data()
+    pipe = for_features(exp.pipeline, data.X, exp.sampler_name).fit(data.X, data.y)
+    table = feature_importances(pipe, data.X)
+    assert names <= set(table["feature"])
+    assert set(table["feature"].head(2)) & {"a", "tool", "tool_T3"}  # a real risk ranks near the top

@@ -77,7 +77,7 @@ def pr_roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], threshold: f
     base = float(np.mean(next(iter(curves.values()))[0]))
     ax_pr.axhline(base, ls=":", color="grey", label=f"base rate {base:.3f}")
     ax_roc.plot([0, 1], [0, 1], ls=":", color="grey")
-    ax_pr.set(xlabel="recall", ylabel="precision", title=f"Precision-recall (● threshold {threshold:.3f})")
+    ax_pr.set(xlabel="recall", ylabel="precision", title=f"Precision-recall (● threshold {threshold:.3g})")
     ax_roc.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
     for ax in (ax_pr, ax_roc):
         ax.set_aspect("auto")  # the displays make their axes square; two side by side fill the width
@@ -319,7 +319,7 @@ def confusion_grid_figure(comparison: Comparison) -> Figure:
         ax.set_yticks([0, 1], ["pass", "fail"], fontsize=8)
         ax.set_xlabel("predicted", fontsize=8)
         ax.set_ylabel("actual", fontsize=8)
-        ax.set_title(f"{_short(run.label)}\nthreshold {run.threshold:.3f}", fontsize=8)
+        ax.set_title(f"{_short(run.label)}\nthreshold {run.threshold:.3g}", fontsize=8)
     for ax in axes[len(runs) :]:
         ax.set_axis_off()
     return fig

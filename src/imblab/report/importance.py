@@ -76,9 +76,15 @@ def _importances(transform: SkPipeline | None, model: Any, X: pd.DataFrame) -> t
         return np.asarray(booster.feature_importance(importance_type="gain"), dtype=float), "gain"
     coef = getattr(model, "coef_", None)
     if coef is not None and np.ndim(coef) == 2 and np.shape(coef)[0] == 1:
-        seen = transform.transform(X) if transform is not None else X
-        sd = np.nanstd(np.asarray(seen, dtype=float), axis=0)
-        return np.abs(np.asarray(coef, dtype=float)[0]) * sd, "|coef| × SD of the model's input"
+        magnitude = np.abs(np.asarray(coef, dtype=float)[0])
+        try:
+            seen = transform.transform(X) if transform is not None else X
+            seen = seen.toarray() if hasattr(seen, "toarray") else seen  # a sparse one-hot output
+            sd = np.nanstd(np.asarray(seen, dtype=float), axis=0)
+        except (TypeError, ValueError) as exc:  # inputs that are not numbers: no scale to put on them
+            log.debug("importance without the inputs' SD: %s", exc)
+            return magnitude, "|coef|"
+        return magnitude * sd, "|coef| × SD of the model's input"
     try:
         values = model.feature_importances_
     except (AttributeError, ValueError):  # e.g. EasyEnsembleClassifier has none
