@@ -195,7 +195,7 @@ def test_report_tables_fit_1280_px_and_keep_every_metric() -> None:
 def test_report_html_has_no_horizontal_scroll_at_1280_px_in_chromium(tmp_path: Path) -> None:
     paths = write_report(synthetic_comparison(), tmp_path / "report")
     page = paths["html"].read_text()
-    probe = '<script>document.body.dataset.scrollWidth = document.documentElement.scrollWidth</script>'
+    probe = "<script>document.body.dataset.scrollWidth = document.documentElement.scrollWidth</script>"
     (tmp_path / "probe.html").write_text(page.replace("</body>", probe + "</body>"))
     proc = subprocess.run(
         ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1280,900", "--dump-dom",
@@ -226,6 +226,16 @@ def test_reliability_legend_brier_equals_sklearn_and_axes_zoom_to_the_scores() -
     # Imbalanced scores: the diagram zooms in (equal axes) instead of leaving its points in a corner.
     assert ax.get_xlim() == ax.get_ylim() and ax.get_xlim()[1] < 0.5
     assert "zoomed" in ax.get_title() and ax_hist.get_yscale() == "log"
+    assert ax.get_xscale() == "linear"  # the bins' means span less than three decades
+
+    # Probabilities of 1e-7..1e-2 (an unweighted LightGBM on SECOM): the x axis turns logarithmic.
+    y, p = curves["test"]
+    tiny = 10.0 ** rng.uniform(-7, -4, len(y)) + 0.01 * y
+    ax = reliability_figure({"test": (y, tiny)}).axes[0]
+    assert ax.get_xscale() == "log" and ax.get_xlim()[0] < 1e-6 and "log x" in ax.get_title()
+    assert {t.get_text() for t in ax.get_legend().get_texts()} >= {
+        f"test (Brier {brier_score_loss(y, tiny):.4f})"
+    }
 
 
 # --------------------------------------------------------------------------------------------------

@@ -21,22 +21,41 @@ def reliability_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], n_bins:
     the histogram of the probabilities.
 
     Quantile bins, since most scores of an imbalanced problem sit near 0 and uniform bins would leave
-    the upper ones nearly empty; for the same reason both axes zoom to the bins' range (the diagonal
-    stays the reference), else every point of a 6%-positive problem sits in the bottom-left corner.
+    the upper ones nearly empty. For the same reason the axes zoom to the bins' range (else every point
+    of a 6%-positive problem sits in the bottom-left corner), and the x axis turns logarithmic when the
+    bins' mean probabilities span over three decades (an unweighted LightGBM on SECOM predicts ~1e-4).
     """
     fig = Figure(figsize=(5.6, 6.4), layout="constrained")
     ax, ax_hist = fig.subplots(2, 1, height_ratios=(3, 1), sharex=True)
-    top = 0.0
+    predicted, top = [], 0.0
     for label, (y, p) in curves.items():
         brier = brier_score_loss(y, p)
         display = CalibrationDisplay.from_predictions(
-            y, p, n_bins=n_bins, strategy="quantile", name=f"{label} (Brier {brier:.4f})", ax=ax
+            y,
+            p,
+            n_bins=n_bins,
+            strategy="quantile",
+            name=f"{label} (Brier {brier:.4f})",
+            ax=ax,
+            ref_line=False,
         )
+        predicted.append(display.prob_pred)
         top = max(top, float(np.max(display.prob_pred)), float(np.max(display.prob_true)))
-        ax_hist.hist(p, bins=np.linspace(0, 1, 201), histtype="step", color=display.line_.get_color())
     limit = min(1.0, 1.1 * top) if top > 0 else 1.0
-    ax.set(xlim=(0, limit), ylim=(0, limit), xlabel="", ylabel="observed fraction of positives")
-    ax.set_title("Reliability" + (f" (zoomed to 0-{limit:.2g})" if limit < 1 else ""), fontsize=10)
+    means = np.concatenate(predicted)
+    low = float(means[means > 0].min()) / 2 if np.any(means > 0) else 0.0
+    log_x = 0 < low < limit / 2000  # the means span over three decades
+    grid = np.geomspace(low, limit, 200) if log_x else np.linspace(0, limit, 200)
+    ax.plot(grid, grid, "k:", label="perfectly calibrated")
+    for (_, (_, p)), line in zip(curves.items(), ax.get_lines(), strict=False):
+        ax_hist.hist(np.clip(p, grid[0], None), bins=grid, histtype="step", color=line.get_color())
+    if log_x:
+        ax.set_xscale("log")
+    ax.set(xlim=(grid[0], limit), ylim=(0, limit), xlabel="", ylabel="observed fraction of positives")
+    zoom = f"zoomed to {limit:.2g}" if limit < 1 else ""
+    scale = "log x" if log_x else ""
+    notes = ", ".join(filter(None, (zoom, scale)))
+    ax.set_title("Reliability" + (f" ({notes})" if notes else ""), fontsize=10)
     ax.legend(fontsize=8, loc="upper left")
     ax_hist.set(xlabel="mean predicted probability (quantile bins)", ylabel="rows", yscale="log")
     ax_hist.tick_params(labelsize=8)
