@@ -93,6 +93,12 @@ def test_small_threshold_gets_a_log_axis_that_shows_it_with_its_value() -> None:
     assert [ax.get_xscale() for ax in usual.axes] == ["linear", "linear"]
     assert usual.axes[0].get_xlim() == (0.0, 1.0)
     assert any(t.startswith("chosen 0.5") for t in _annotations(usual.axes[0]))
+    # Near the right edge the label goes left of the line, inside the axes.
+    (label,) = [
+        t for t in threshold_curves_figure(y, s, Costs(), 0.9).axes[0].texts if "chosen" in t.get_text()
+    ]
+    assert label.get_ha() == "right"
+    assert all(t.get_ha() == "left" for t in small.axes[0].texts if "chosen" in t.get_text())
 
 
 def test_threshold_scale_rule() -> None:

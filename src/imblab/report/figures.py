@@ -118,13 +118,16 @@ def threshold_axis(ax: Any, scores: np.ndarray, threshold: float, flagged: float
         ax.set_xlim(0, 1)
     ax.axvline(threshold, ls="--", color="black", lw=1)
     text = f"chosen {threshold:.3g}" + ("" if flagged is None else f"\nflags {flagged:.1%}")
+    # Right of the line, unless the line is near the right edge (the label would leave the axes).
+    at = ax.transLimits.transform(ax.transScale.transform((threshold, 0.0)))[0]
+    right = at < 0.7
     ax.annotate(
         text,
         xy=(threshold, 1.0),
         xycoords=("data", "axes fraction"),
-        xytext=(3, -3),
+        xytext=(3 if right else -3, -3),
         textcoords="offset points",
-        ha="left",
+        ha="left" if right else "right",
         va="top",
         fontsize=7,
         bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.8},

@@ -64,6 +64,11 @@ def _num(v: float, digits: int = 3) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
 
 
+def _sig(v: float) -> str:
+    """3 significant digits: a threshold of 0.000119 reads as such, not as 0.0001."""
+    return "n/a" if v is None or math.isnan(v) else f"{v:.3g}"
+
+
 def _ci(v: float, lo: float, hi: float) -> str:
     return f"{_num(v)} [{_num(lo)}, {_num(hi)}]"
 
@@ -123,7 +128,7 @@ def ranking_table(comparison: Comparison) -> pd.DataFrame:
                 "#": int(r["rank"]),
                 "variant": r["variant"],
                 "run": str(r["run_id"])[:8],
-                "threshold": _num(r["threshold"], 4),
+                "threshold": _sig(r["threshold"]),
                 "CV PR-AUC ± se": f"{_num(r['cv_pr_auc'])} ± {_num(r['cv_pr_auc_fold_se'])}",
                 f"test {nice(m)} [95% CI]": _ci(r[f"test_{m}"], r[f"test_{m}_lo"], r[f"test_{m}_hi"]),
                 "Δ vs best [95% CI]": "—" if best else diff,
