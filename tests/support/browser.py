@@ -10,16 +10,13 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.processes import spawn, stop_group
+from tests.support.processes import spawn, stop_group, wait_for_health
 from tests.support.serving import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -56,19 +53,7 @@ def mlflow_ui(store_uri: str, root: Path, timeout: float = 180.0) -> Iterator[st
         proc = spawn(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"mlflow server exited: {log_path.read_text()[-3000:]}")
-                with (
-                    contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError),
-                    urllib.request.urlopen(f"{base}/health", timeout=2) as resp,
-                ):
-                    if resp.status == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"mlflow server did not answer /health within {timeout:.0f}s")
-                time.sleep(0.3)
+            wait_for_health(proc, f"{base}/health", log_path, "mlflow server", timeout)
             yield base
         finally:
             stop_group(proc)
