@@ -227,8 +227,13 @@ def test_what_the_fast_path_reads_and_what_it_leaves() -> None:
     assert numeric_split(f"{{{GOOD}}}".encode(), COLUMNS) is not None
     assert numeric_split(f'{{{GOOD},"params":{{"threshold":0.3}}}}'.encode(), COLUMNS) is not None
     assert numeric_split(f'{{"params":{{"threshold":0.3}},{GOOD}}}'.encode(), COLUMNS) is not None
-    for left in (GOOD.replace("1.5", ".5"), GOOD.replace(",null", ", null"), GOOD.replace("-2", "-0"),
-                 GOOD.replace("3e-5", "3e500"), GOOD.replace('"a","b"', '"b","a"')):
+    for left in (
+        GOOD.replace("1.5", ".5"),
+        GOOD.replace(",null", ", null"),
+        GOOD.replace("-2", "-0"),
+        GOOD.replace("3e-5", "3e500"),
+        GOOD.replace('"a","b"', '"b","a"'),
+    ):
         assert numeric_split(f"{{{left}}}".encode(), COLUMNS) is None, left
     frame, params = numeric_split(f'{{{GOOD},"params":{{"threshold":0.3}}}}'.encode(), COLUMNS)
     assert params == {"threshold": 0.3} and list(frame.columns) == COLUMNS

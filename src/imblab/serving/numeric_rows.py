@@ -27,7 +27,9 @@ MIN_BYTES = 256 * 1024  # below this orjson is fast enough, and pyarrow's set-up
 # A JSON number as orjson reads it to the same float64 as fast_float, or null. `-0` alone is left out:
 # orjson reads it as the integer 0 (so +0.0), fast_float as -0.0.
 _FRAC, _EXP = r"\.[0-9]+", r"[eE][+-]?[0-9]+"
-_NUMBER = rf"(?:null|-?[1-9][0-9]*(?:{_FRAC})?(?:{_EXP})?|0(?:{_FRAC})?(?:{_EXP})?|-0(?:{_FRAC}(?:{_EXP})?|{_EXP}))"
+_NUMBER = (
+    rf"(?:null|-?[1-9][0-9]*(?:{_FRAC})?(?:{_EXP})?|0(?:{_FRAC})?(?:{_EXP})?|-0(?:{_FRAC}(?:{_EXP})?|{_EXP}))"
+)
 _ROW = rf"{_NUMBER}(?:,{_NUMBER})*"
 ROWS_PATTERN = rf"^\[\[{_ROW}(?:\],\[{_ROW})*\]\]$"  # RE2: ^ and $ are the ends of the text only
 
