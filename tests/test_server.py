@@ -123,7 +123,7 @@ def test_every_body_form_answers_the_same_predictions(base: str, fast: Served) -
 def test_a_large_json_batch_answers_as_its_parquet_twin(base: str, fast: Served) -> None:
     """A batch over ``numeric_rows.MIN_BYTES`` is read by the numeric fast path: the very answer of
     the same rows as Parquet; a number JSON does not allow in it gets the general path's refusal."""
-    rows = fast.X.sample(n=3000, replace=True, random_state=5).reset_index(drop=True)
+    rows = fast.X.sample(n=20_000, replace=True, random_state=5).reset_index(drop=True)
     rows.iloc[::7, 2] = np.nan
     body = payload(rows)
     assert len(body) >= numeric_rows.MIN_BYTES

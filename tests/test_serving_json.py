@@ -244,7 +244,7 @@ def test_small_bodies_skip_the_fast_path_and_large_ones_take_it() -> None:
     """Below ``MIN_BYTES`` orjson is quicker; above it the frame is pyarrow's (a transposed block)."""
     columns = [f"c{i}" for i in range(50)]
     rng = np.random.default_rng(1)
-    for n, fast in ((2, False), (500, True)):
+    for n, fast in ((2, False), (5_000, True)):
         data = rng.normal(size=(n, len(columns)))
         body = orjson.dumps(
             {"dataframe_split": {"columns": columns, "data": data}}, option=orjson.OPT_SERIALIZE_NUMPY
