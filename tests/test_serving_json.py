@@ -209,6 +209,8 @@ GOOD = '"dataframe_split":{"columns":["a","b"],"data":[[1.5,null],[-2,3e-5]]}'
         '{"dataframe_split":{"columns":["a\\"data\\":[[1,2]]","b"],"data":[[3,4]]}}',
         '{"dataframe_records":[{"a":1,"b":2}],"params":{"data":[[1,2]]}}',
         '{"inputs":{"data":[[1,2]]}}',
+        '{"params":{"m":[[0]]},"dataframe_split":{"columns":["a","b"],"data":[[1,2] ]}}',
+        '{"params":{"m":[[0]]},"dataframe_split":{"columns":["a","b"],"data":[[1,2',
     ],
 )
 def test_bodies_the_fast_path_leaves_get_the_general_answer(body: str) -> None:

@@ -52,6 +52,8 @@ def cut_rows(body: bytes) -> tuple[bytes, int, int] | None:
     # The rows end at the last `]]`: right for a compact body (params hold scalars); if something after
     # the rows has a `]]`, the value fails ROWS_PATTERN and the general path reads the body.
     end = body.rfind(b"]]") + 2
+    if end < start + len(b"[[0]]"):  # the last `]]` comes before the rows: no rows value to cut
+        return None
     rest = body[:start] + b'"' + PLACEHOLDER.encode() + b'"' + body[end:]
     return rest, start, end
 
