@@ -24,6 +24,8 @@ from imblab.config.panel import panel_experiment_from_config
 from imblab.panel.experiment import run_panel
 from imblab.panel.frozen import panel_input_example
 from imblab.panel.synthetic import make_panel_synthetic
+from imblab.serving import numeric_rows
+from imblab.serving.protocol import RequestError, numeric_split, parse_json
 from tests.conftest import FAST
 from tests.panel.test_app import compose_panel
 from tests.support.processes import spawn, stop_group
@@ -116,6 +118,28 @@ def test_every_body_form_answers_the_same_predictions(base: str, fast: Served) -
     status, answer = invoke(f"{base}/invocations", payload(shuffled))
     assert status == 200
     np.testing.assert_allclose(probabilities(answer), expected, rtol=1e-9)
+
+
+def test_a_large_json_batch_answers_as_its_parquet_twin(base: str, fast: Served) -> None:
+    """A batch over ``numeric_rows.MIN_BYTES`` is read by the numeric fast path: the very answer of
+    the same rows as Parquet; a number JSON does not allow in it gets the general path's refusal."""
+    rows = fast.X.sample(n=20_000, replace=True, random_state=5).reset_index(drop=True)
+    rows.iloc[::7, 2] = np.nan
+    body = payload(rows)
+    assert len(body) >= numeric_rows.MIN_BYTES
+    assert numeric_split(body, fast.model.feature_names) is not None  # what the server reads it with
+    status, answer = invoke(f"{base}/invocations", body)
+    assert status == 200
+    status, expected = invoke(f"{base}/invocations", rows.to_parquet(index=False), content_type=PARQUET)
+    assert status == 200 and answer == expected  # every decision and probability, exactly
+
+    bad = body.replace(b'"data":[[', b'"data":[[0', 1)  # 00.5 or 0-1.2: not JSON
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(RequestError) as general:
+        mp.setattr(numeric_rows, "MIN_BYTES", sys.maxsize)  # the general path, in process
+        parse_json(bad, list(rows.columns))
+    status, answer, _ = refused(base, bad)
+    assert status == 400 and answer["message"] == str(general.value)
+    assert answer["message"].startswith("the body is not valid JSON")
 
 
 def test_health_version_and_unknown_routes(base: str) -> None:
