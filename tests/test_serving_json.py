@@ -255,3 +255,11 @@ def test_small_bodies_skip_the_fast_path_and_large_ones_take_it() -> None:
         frame, _ = parse_json(body, columns)
         np.testing.assert_array_equal(frame.to_numpy(), data)
         assert frame.to_numpy().flags.f_contiguous is fast
+
+
+def test_an_integer_beyond_float_range_is_the_models_input_problem_not_a_crash() -> None:
+    """A 400-digit integer overflows float64: the rows take pandas' general path (an object column the
+    model then refuses with a 400), not an OverflowError that the server would answer with a 500."""
+    body = b'{"dataframe_split": {"columns": ["a", "b"], "data": [[1, ' + b"9" * 400 + b"], [2, 3]]}}"
+    frame, params = parse_json(body, ["a", "b"])
+    assert params is None and frame.shape == (2, 2) and frame["b"].dtype == object

@@ -197,7 +197,7 @@ def _split(value: Any, numeric: list[str] | None) -> pd.DataFrame:
     if numeric is not None and columns == numeric and index is None:
         try:
             array = np.array(data, dtype=np.float64)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):
             array = None  # text, nested or ragged rows: pandas' path below, and the model's own message
         if array is not None and array.ndim == 2 and array.shape[1] == len(columns):
             return pd.DataFrame(array, columns=pd.Index(columns, dtype=object), copy=False)
