@@ -114,10 +114,19 @@ def test_point_estimates_equal_logged_metrics_and_sklearn(sweep: Sweep) -> None:
             assert getattr(row, f"test_{m}") == pytest.approx(run.metrics[f"test_{m}"], abs=1e-9), m
             assert getattr(row, f"cv_{m}") == run.metrics[f"cv_{m}"]
         assert row.cv_pr_auc_fold_se == run.metrics["cv_pr_auc_fold_se"]
-    # Best first, by test PR-AUC.
-    assert list(cmp.table["rank"]) == [1, 2, 3, 4]
-    assert cmp.table["test_pr_auc"].is_monotonic_decreasing
+    # Best first by the shared rule: CV PR-AUC (select on CV, confirm on test), then fewer test alarms.
+    assert list(cmp.table["rank"]) == [1, 2, 3, 4] and cmp.rule.metric == "cv_pr_auc" and not cmp.notes
+    assert cmp.table["cv_pr_auc"].is_monotonic_decreasing
+    alarms = cmp.table["run_id"].map(
+        lambda rid: sweep.run(rid).metrics["test_tp"] + sweep.run(rid).metrics["test_fp"]
+    )
+    for pair in (cmp.table.index[:2], cmp.table.index[2:]):  # two policies of one fitted model: equal CV
+        assert cmp.table.loc[pair, "cv_pr_auc"].nunique() == 1 and alarms[pair].is_monotonic_increasing
     assert cmp.best_run_id == cmp.table["run_id"].iat[0] and cmp.table["is_best"].sum() == 1
+    # Ranking by a test metric among more than two runs: allowed, with the winner's-curse warning.
+    on_test = bootstrap_table(sweep, "test_pr_auc", n_boot=20)
+    assert on_test.table["test_pr_auc"].is_monotonic_decreasing
+    assert len(on_test.notes) == 1 and "winner's curse" in on_test.notes[0]
 
 
 def test_cis_and_paired_comparison_match_a_direct_bootstrap(sweep: Sweep) -> None:
@@ -309,7 +318,7 @@ def test_bad_input_gives_clear_errors(
     sweep_with_one_job(2_000_000, "FAILED")
     latest_failed = r"latest sweep of experiment 'hand-made'.*no FINISHED training runs"
     with (
-        caplog.at_level(logging.WARNING, "imblab.report.comparison"),
+        caplog.at_level(logging.WARNING, "imblab.report.sweeps"),
         pytest.raises(ImblabError, match=latest_failed),
     ):
         load_sweep("hand-made", tracking_uri=store.uri)

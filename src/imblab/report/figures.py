@@ -138,18 +138,20 @@ def _short(label: str) -> str:
 def ci_figure(comparison: Comparison) -> Figure:
     """The ranking metric of every run with its 95% CI; the best run's value as a reference line."""
     t = comparison.table
-    m = comparison.metric
+    m, p = comparison.metric, comparison.score_prefix
+    what = "test" if p == "test" else "mean over the CV folds"
+    interval = "95% bootstrap CI" if p == "test" else "95% corrected t interval"
     colors = _colors(comparison)
     fig = Figure(figsize=(8, 0.45 * len(t) + 1.4), layout="constrained")
     ax = fig.subplots()
     ypos = np.arange(len(t))[::-1]
     for yy, (_, r) in zip(ypos, t.iterrows(), strict=True):
-        v, lo, hi = r[f"test_{m}"], r[f"test_{m}_lo"], r[f"test_{m}_hi"]
+        v, lo, hi = r[f"{p}_{m}"], r[f"{p}_{m}_lo"], r[f"{p}_{m}_hi"]
         ax.errorbar(v, yy, xerr=[[v - lo], [hi - v]], fmt="o", color=colors[r["run_id"]], capsize=3)
-    ax.axvline(t.iloc[0][f"test_{m}"], ls=":", color="grey")
+    ax.axvline(t.iloc[0][f"{p}_{m}"], ls=":", color="grey")
     ax.set_yticks(ypos, [f"{r['variant']}  ({verdict(comparison, r)})" for _, r in t.iterrows()], fontsize=8)
-    ax.set_xlabel(f"test {nice(m)} (95% bootstrap CI)")
-    ax.set_title(f"test {nice(m)} by variant", fontsize=10)
+    ax.set_xlabel(f"{what} {nice(m)} ({interval})")
+    ax.set_title(f"{what} {nice(m)} by variant", fontsize=10)
     return fig
 
 
@@ -248,7 +250,11 @@ def cost_curves_figure(comparison: Comparison) -> Figure:
 
 
 def figures(comparison: Comparison) -> dict[str, Figure]:
-    """Every report figure by file stem, in report order."""
+    """Every report figure by file stem, in report order (repeated CV: the folds, no test rows)."""
+    if comparison.score_prefix == "rcv":
+        from imblab.report.evaluation_figures import fold_differences_figure
+
+        return {"ci": ci_figure(comparison), "fold_differences": fold_differences_figure(comparison)}
     return {
         "ci": ci_figure(comparison),
         "pr_curves": pr_curves_figure(comparison),

@@ -75,29 +75,47 @@ def verdict(comparison: Comparison, row: pd.Series) -> str:
 
 
 def display_table(comparison: Comparison, extra: Sequence[str] | None = None) -> pd.DataFrame:
-    """The human table (strings): point estimates with 95% CIs, paired difference and verdict.
+    """The human table (strings): point estimates with 95% intervals, paired difference and verdict.
 
-    ``extra``: further test metrics to show (default: all of ``comparison.metrics``).
+    Holdout runs: test metrics with bootstrap CIs beside the CV metric that ranks them; repeated-CV
+    runs: ``rcv_`` means over the outer folds with corrected intervals, the p-value of the paired
+    difference. ``extra``: further metrics to show (default: all of ``comparison.metrics``).
     """
-    m = comparison.metric
+    m, prefix = comparison.metric, comparison.score_prefix
+    holdout = prefix == "test"
+    where = "test" if holdout else "CV folds"
     extra = [x for x in (comparison.metrics[1:] if extra is None else extra) if x != m]
+    rule = comparison.rule
+    ranked_by_other_cv = holdout and rule.prefix == "cv" and m != "pr_auc"
     rows = []
     for _, r in comparison.table.iterrows():
         best = bool(r["is_best"])
         diff = _ci(r["diff_vs_best"], r["diff_vs_best_lo"], r["diff_vs_best_hi"])
-        row = {
+        row: dict[str, object] = {
             "#": int(r["rank"]),
             "variant": r["variant"],
             "run": str(r["run_id"])[:8],
             "threshold": _num(r["threshold"], 4),
-            "CV PR-AUC ± se": f"{_num(r['cv_pr_auc'])} ± {_num(r['cv_pr_auc_fold_se'])}",
-            f"test {nice(m)} [95% CI]": _ci(r[f"test_{m}"], r[f"test_{m}_lo"], r[f"test_{m}_hi"]),
-            "Δ vs best [95% CI]": "—" if best else diff,
-            "P(beats best)": "—" if best else _num(r["p_beats_best"], 2),
-            "verdict": verdict(comparison, r),
         }
+        if holdout:
+            row["CV PR-AUC ± se"] = f"{_num(r['cv_pr_auc'])} ± {_num(r['cv_pr_auc_fold_se'])}"
+        if ranked_by_other_cv:
+            row[f"CV {nice(m)}"] = _num(r[f"cv_{m}"])
+        row |= {
+            f"{where} {nice(m)} [95% CI]": _ci(
+                r[f"{prefix}_{m}"], r[f"{prefix}_{m}_lo"], r[f"{prefix}_{m}_hi"]
+            ),
+            "Δ vs best [95% CI]": "—" if best else diff,
+        }
+        if holdout:
+            row["P(beats best)"] = "—" if best else _num(r["p_beats_best"], 2)
+        else:
+            row["p"] = "—" if best else _num(r["p_value"], 3)
+        row["verdict"] = verdict(comparison, r)
         for other in extra:
-            row[f"test {nice(other)}"] = _ci(r[f"test_{other}"], r[f"test_{other}_lo"], r[f"test_{other}_hi"])
+            row[f"{where} {nice(other)}"] = _ci(
+                r[f"{prefix}_{other}"], r[f"{prefix}_{other}_lo"], r[f"{prefix}_{other}_hi"]
+            )
         rows.append(row)
     progress = comparison.sweep.progress
     for run in progress.unfinished if progress else ():
@@ -156,20 +174,47 @@ def status_lines(comparison: Comparison) -> list[str]:
 
 def summary_lines(comparison: Comparison) -> list[str]:
     """What was compared and how to read the table, shared by every format."""
-    sweep = comparison.sweep
-    y = sweep.y_test
+    sweep, rule, m = comparison.sweep, comparison.rule, nice(comparison.metric)
     best = comparison.table.iloc[0]
     source = f"sweep {sweep.sweep_id} ({sweep.state})" if sweep.sweep_id else "all finished runs"
     direction = "higher" if comparison.higher_is_better else "lower"
+    ranked = (
+        f"Ranked by {rule.metric} ({direction} is better; ties: {rule.cv_metric}, then fewer alarms, then "
+        f"the newest run); best: {best['variant']} (run {best['run_id']})."
+    )
+    notes = [f"WARNING: {note}." for note in comparison.notes]
+    if comparison.score_prefix == "rcv":
+        folds = sweep.runs[0].folds
+        p = sweep.runs[0].params
+        return [
+            *status_lines(comparison),
+            *notes,
+            f"Experiment {sweep.experiment!r}, {source}: {len(sweep.runs)} runs evaluated by repeated CV on "
+            f"the same {len(folds)} outer folds ({p.get('evaluation.repeats', '?')} x "
+            f"{p.get('evaluation.folds', '?')}, evaluation.seed {p.get('evaluation.seed', '?')}, "
+            f"{int(folds['n_test'].iloc[0])}-{int(folds['n_test'].max())} test rows per fold). No test set: "
+            "each frozen model was refitted on all rows.",
+            ranked,
+            f"CV folds {m}: the mean over the outer folds with its 95% corrected resampled t interval "
+            "(Nadeau and Bengio: the training sets overlap, so the plain standard error is too small).",
+            f"Δ vs best: the mean per-fold difference (run minus best) in {m}, on the same outer folds, with "
+            "its corrected 95% interval; p: two-sided p-value of no difference; verdict 'within noise': the "
+            "interval contains 0; 'tied': equal in every fold (e.g. two policies on one fitted model).",
+            "Threshold-dependent metrics use the threshold each outer fold's policy chose on that fold's "
+            "training part; the threshold column is the frozen model's (chosen on all rows' out-of-fold "
+            "scores).",
+        ]
+    y = sweep.y_test
     return [
         *status_lines(comparison),
+        *notes,
         f"Experiment {sweep.experiment!r}, {source}: {len(sweep.runs)} runs on the same test set "
         f"({len(y)} rows, {int(y.sum())} positives).",
-        f"Ranked by test {nice(comparison.metric)} ({direction} is better); best: {best['variant']} "
-        f"(run {best['run_id']}).",
-        f"95% percentile CIs from {comparison.n_boot} bootstrap resamples of the test rows (seed "
-        f"{comparison.seed}), the same resamples for every run, so differences are paired.",
-        f"Δ vs best: run minus best in test {nice(comparison.metric)} on each resample; P(beats best): "
+        ranked,
+        f"Test {m} confirms the choice: 95% percentile CIs from {comparison.n_boot} bootstrap resamples of "
+        f"the test rows (seed {comparison.seed}), the same resamples for every run, so differences are "
+        "paired.",
+        f"Δ vs best: run minus best in test {m} on each resample; P(beats best): "
         "fraction of resamples in which the run is strictly better; verdict 'within noise': the CI of Δ "
         "contains 0; 'tied': equal on every resample (e.g. two policies on one fitted model).",
         "Threshold-dependent metrics use each run's frozen threshold, chosen on out-of-fold training "
