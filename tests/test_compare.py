@@ -9,7 +9,7 @@ import os
 import re
 import subprocess
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,42 +30,12 @@ from imblab.report import comparison
 from imblab.report.comparison import Sweep, bootstrap_table, check_same_test_set, load_sweep
 from imblab.report.files import log_report
 from imblab.report.render import FILES
-from tests.conftest import FAST, QUICK, compose_config
+from tests.conftest import QUICK, compose_config
+from tests.support.sweeps import SweepStore, run_sweep
 
 EXPERIMENT = "cmp"
 SAMPLERS = ("none", "smote")
 POLICIES = ("best_f1", "fixed")
-
-
-@dataclass(frozen=True)
-class SweepStore:
-    root: Path
-    uri: str
-    experiment: str
-    sweep_id: str
-
-
-def run_sweep(
-    root: Path, experiment: str, samplers: tuple[str, ...], policies: tuple[str, ...]
-) -> SweepStore:
-    """A real ``imblab train -m`` sweep (FAST synthetic data) in a fresh store under ``root``."""
-    root.mkdir(parents=True, exist_ok=True)
-    uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "IMBLAB_PARENT"))}
-    env["IMBLAB_CACHE_DIR"] = str(root / "cache")
-    overrides = [o for o in FAST if not o.startswith("sampler=")]
-    cmd = [
-        sys.executable, "-m", "imblab", "train", "-m", *overrides,
-        f"sampler={','.join(samplers)}", f"threshold={','.join(policies)}",
-        f"tracking.uri={uri}", f"tracking.experiment={experiment}", "tracking.log_model=false",
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
-    parents = client.search_runs([exp.experiment_id], "tags.`imblab.role` = 'sweep'")
-    assert len(parents) == 1
-    return SweepStore(root, uri, experiment, parents[0].info.run_id)
 
 
 @pytest.fixture(scope="module")
