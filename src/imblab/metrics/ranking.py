@@ -114,14 +114,19 @@ class RankingRule:
         )
 
 
-def ranking_rule(metric: str | None, protocol: str) -> RankingRule:
+def ranking_rule(metric: str | None, protocol: str | None) -> RankingRule:
     """The rule for ``--metric`` (None: the protocol's CV default) on runs of ``protocol``.
+
+    ``protocol`` None (runs not known yet, or of both protocols): the metric's own prefix says which
+    (``rcv_`` repeated CV, otherwise holdout); panel metrics are never inferred.
 
     Binary runs take ``cv_<m>`` or ``test_<m>`` under a holdout and ``rcv_<m>`` or ``cv_<m>`` (out of fold
     on all rows, for the frozen model's threshold) under repeated CV, which has no test set; panel runs
     ``val_<m>`` or ``test_<m>``.
     """
-    metric = metric or default_metric(protocol)
+    if protocol is None and metric is None:
+        raise ValueError("ranking_rule() needs a metric or a protocol")
+    metric = metric or default_metric(str(protocol))
     if protocol == PANEL:
         base, higher = panel_ranking_metric(metric)
         return RankingRule(metric, base, higher, PANEL)
@@ -136,6 +141,7 @@ def ranking_rule(metric: str | None, protocol: str) -> RankingRule:
             f"with <m> one of {list(QUALITY_METRICS)} (e.g. {default_metric(HOLDOUT)}; "
             f"{', '.join(most)} and {last} count as lower-is-better)"
         )
+    protocol = protocol or (REPEATED_CV if parsed.prefix == "rcv" else HOLDOUT)
     if protocol == REPEATED_CV and parsed.prefix == "test":
         raise ImblabError(
             f"--metric {metric}: runs evaluated by repeated CV have no test set; rank them by "

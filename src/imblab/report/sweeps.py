@@ -29,6 +29,7 @@ from imblab.metrics.costs import Costs
 from imblab.metrics.ranking import HOLDOUT, REPEATED_CV, protocol_of
 from imblab.report.variants import labels, newest_per_variant
 from imblab.tracking.artifacts import read_rcv_folds, read_scores, read_threshold
+from imblab.tracking.evaluation import fold_differences
 from imblab.tracking.layout import ROLE_RUN, ROLE_SWEEP, TAG_DATA_FINGERPRINT, TAG_ROLE, TAG_SWEEP
 from imblab.tracking.store import client_for, find_experiment
 from imblab.tracking.sweeps import SweepProgress, sweep_progress
@@ -36,9 +37,6 @@ from imblab.tracking.sweeps import SweepProgress, sweep_progress
 log = logging.getLogger(__name__)
 
 SPLIT_PARAMS = ("split.kind", "split.test_size", "split.seed")
-# What fixes a repeated-CV run's outer folds (with the data fingerprint): runs that agree share them.
-FOLD_PARAMS = ("evaluation.kind", "evaluation.seed", "evaluation.repeats", "evaluation.folds")
-FOLD_COLUMNS = ("step", "n_train", "n_test", "positives_test")
 ALL_RUNS = "all"
 
 
@@ -270,20 +268,8 @@ def check_same_protocol(runs: list[Run]) -> str:
 def check_same_folds(sweep: Sweep) -> None:
     """Raise ImblabError unless every repeated-CV run was scored on the same outer folds."""
     ref = sweep.runs[0]
-
-    def identity(r: RunScores) -> tuple[str, ...]:
-        return (r.tags.get(TAG_DATA_FINGERPRINT, "?"), *(r.params.get(p, "?") for p in FOLD_PARAMS))
-
-    keys = (TAG_DATA_FINGERPRINT, *FOLD_PARAMS)
     for other in sweep.runs[1:]:
-        diffs = [
-            f"{k}: {a} vs {b}" for k, a, b in zip(keys, identity(ref), identity(other), strict=True) if a != b
-        ]
-        cols = list(FOLD_COLUMNS)
-        if not diffs and not ref.folds[cols].equals(other.folds[cols]):
-            diffs = [
-                "the outer folds' sizes differ (scores/rcv_folds.csv: step, n_train, n_test, positives_test)"
-            ]
+        diffs = fold_differences((ref.tags, ref.params, ref.folds), (other.tags, other.params, other.folds))
         if diffs:
             raise ImblabError(
                 f"runs {ref.run_name!r} ({ref.run_id[:8]}) and {other.run_name!r} ({other.run_id[:8]}) were "

@@ -63,6 +63,7 @@ RCV_FOLDS_CSV = f"{SCORES_DIR}/rcv_folds.csv"
 RCV_SCORES = f"{SCORES_DIR}/rcv_scores.parquet"
 PLOTS_DIR = "plots"
 REPORT_DIR = "report"  # a comparison report on a sweep's parent
+PROMOTIONS_DIR = "promotions"  # a promoted run: <model name>-v<version>.json, the full gate decision
 TUNING_DIR = "tuning"  # study summary, trials table and plots on a tuned run
 
 # The panel workload (imblab panel): its runs carry TAG_WORKLOAD = WORKLOAD_PANEL and role ROLE_RUN
