@@ -12,10 +12,11 @@ from imblab.registry.promote import DEFAULT_PANEL_MODEL_NAME, promote
 def main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(
         prog="imblab promote",
-        description="Register the best run's (or --run's) frozen model as 'challenger' (ranked by a CV metric, "
-        "the rule imblab compare uses); move 'champion' to it if it beats the current champion on the same "
-        "test rows (panel: the same test persons; repeated-CV runs: paired over the same outer folds, with an "
-        "interval above 0). Promotions of one model name run one at a time; a run is registered once.",
+        description="Register the best run's (or --run's) frozen model as 'challenger' (ranked by a CV "
+        "metric, the rule imblab compare uses); move 'champion' to it if it beats the current champion on "
+        "the same test rows (panel: the same test persons; repeated-CV runs: paired over the same outer "
+        "folds, with an interval above 0). Promotions of one model name run one at a time; a run is "
+        "registered once.",
     )
     p.add_argument("--experiment", default="imblab", help="MLflow experiment to pick the best run from")
     which = p.add_mutually_exclusive_group()
