@@ -20,6 +20,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -115,17 +116,12 @@ def check_n_boot(n_boot: object) -> int:
     return n_boot
 
 
-def compare(
-    sweep: Sweep,
-    metric: str | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    metrics: Sequence[str] = DEFAULT_METRICS,
-) -> Comparison:
-    """The comparison the sweep's protocol calls for: bootstrap over test rows, or paired outer folds."""
+def compare(sweep: Sweep, metric: str | None = None, **options: Any) -> Comparison:
+    """The comparison the sweep's protocol calls for: bootstrap over test rows (``bootstrap_table``), or
+    paired outer folds (``folds_table``). ``options``: ``metrics``; ``n_boot``, ``seed`` (bootstrap only)."""
     if sweep.protocol == REPEATED_CV:
-        return folds_table(sweep, metric, metrics)
-    return bootstrap_table(sweep, metric, n_boot, seed, metrics)
+        return folds_table(sweep, metric, options.get("metrics", DEFAULT_METRICS))
+    return bootstrap_table(sweep, metric, **options)
 
 
 def _ranked(sweep: Sweep, rule: RankingRule) -> tuple[list[RunScores], list[str]]:
