@@ -235,7 +235,7 @@ class Decision:
         shown = (base, *[m for m in self.shown if m != base])
         champ = self.champion or {}
         label = f"champion v{self.champion_version}" if self.champion_version else "champion"
-        width = max(16, *(len(m) + 2 for m in shown))
+        width = max(16, len(self._where()) + 2, *(len(m) + 2 for m in shown))
         lines.append(f"  {self._where():<{width}}{'challenger':>12}{label:>16}")
         for m in shown:
             new = f"{self.challenger[m]:.4f}" if m in self.challenger else "-"

@@ -178,9 +178,10 @@ def summary_lines(comparison: Comparison) -> list[str]:
     best = comparison.table.iloc[0]
     source = f"sweep {sweep.sweep_id} ({sweep.state})" if sweep.sweep_id else "all finished runs"
     direction = "higher" if comparison.higher_is_better else "lower"
+    ties = "" if rule.cv_metric == rule.metric else f"{rule.cv_metric}, then "
     ranked = (
-        f"Ranked by {rule.metric} ({direction} is better; ties: {rule.cv_metric}, then fewer alarms, then "
-        f"the newest run); best: {best['variant']} (run {best['run_id']})."
+        f"Ranked by {rule.metric} ({direction} is better; ties: {ties}fewer alarms, then the newest run); "
+        f"best: {best['variant']} (run {best['run_id']})."
     )
     notes = [f"WARNING: {note}." for note in comparison.notes]
     if comparison.score_prefix == "rcv":
@@ -192,7 +193,7 @@ def summary_lines(comparison: Comparison) -> list[str]:
             f"Experiment {sweep.experiment!r}, {source}: {len(sweep.runs)} runs evaluated by repeated CV on "
             f"the same {len(folds)} outer folds ({p.get('evaluation.repeats', '?')} x "
             f"{p.get('evaluation.folds', '?')}, evaluation.seed {p.get('evaluation.seed', '?')}, "
-            f"{int(folds['n_test'].iloc[0])}-{int(folds['n_test'].max())} test rows per fold). No test set: "
+            f"{int(folds['n_test'].min())}-{int(folds['n_test'].max())} test rows per fold). No test set: "
             "each frozen model was refitted on all rows.",
             ranked,
             f"CV folds {m}: the mean over the outer folds with its 95% corrected resampled t interval "
