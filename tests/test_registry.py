@@ -19,7 +19,7 @@ from imblab.errors import ImblabError
 from imblab.experiment import RunOutcome, run_experiment
 from imblab.metrics.core import threshold_metrics
 from imblab.metrics.costs import Costs
-from imblab.metrics.names import ranking_metric
+from imblab.metrics.ranking import ranking_rule
 from imblab.registry.gate import CHALLENGER, CHAMPION
 from imblab.registry.promote import best_run, promote
 from imblab.registry.threshold import build_policy, set_threshold
@@ -53,11 +53,11 @@ def test_metric_direction_and_policy_flags() -> None:
         ("cv_expected_cost", "expected_cost", False),
         ("test_brier", "brier", False),
     ]:
-        parsed = ranking_metric(name)
+        parsed = ranking_rule(name, None)
         assert (parsed.base, parsed.higher_is_better) == (base, higher)
     for bad in ("pr_auc", "test_threshold", "test_nope", "holdout_pr_auc"):
         with pytest.raises(ImblabError, match="cannot rank models"):
-            ranking_metric(bad)
+            ranking_rule(bad, None)
     assert build_policy("min_cost", {"cost_fn": 20.0, "cost_fp": 1.0}) == MinCost(20.0, 1.0)
     with pytest.raises(ImblabError, match="--min-recall does not apply to policy 'min_cost'"):
         build_policy("min_cost", {"min_recall": 0.9})
