@@ -58,6 +58,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
         "MLFLOW_REGISTRY_URI",
         "IMBLAB_PARENT_RUN_ID",
         "IMBLAB_PARENT_TRACKING_URI",
+        "IMBLAB_SWEPT_KEYS",
     ):
         monkeypatch.delenv(var, raising=False)
     yield

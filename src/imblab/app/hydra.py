@@ -60,10 +60,38 @@ def progress_display() -> bool | None:
 
 
 def report_run(uri: str, run_id: str, model_uri: str | None) -> None:
-    """A finished run's closing summary on stdout: one line per job in a sweep, else the full summary."""
+    """A finished run's closing summary on stdout: one line per job in a sweep (whose run also gets its
+    description for the MLflow UI), else the full summary."""
     from imblab.console.summary import describe_run
 
+    if in_multirun():
+        from imblab.report.sweep_run import note_job
+
+        note_job(uri, run_id)
     print(describe_run(uri, run_id, model_uri, in_sweep=in_multirun()), flush=True)
+
+
+def job_run_name() -> str | None:
+    """In a sweep, this job's run name: the values of the keys the sweep varies (``smote·best_f1``)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from imblab.tracking.sweeps import job_run_name as name_of
+    from imblab.tracking.sweeps import swept_keys
+
+    if not in_multirun():
+        return None
+    overrides = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
+    values = {o.get_key_element(): o.get_value_element_as_str() for o in overrides}
+    return name_of(swept_keys(sweep_dir()), values)
+
+
+def named_for_sweep(tracking: Any) -> Any:
+    """``tracking`` (a TrackingSpec) with the job's run name in a sweep, unless tracking.run_name is set."""
+    import dataclasses
+
+    name = None if tracking.run_name else job_run_name()
+    return dataclasses.replace(tracking, run_name=name) if name else tracking
 
 
 def close_and_report_sweep(failed: bool, killed: str | None = None, error: str | None = None) -> None:
@@ -75,6 +103,9 @@ def close_and_report_sweep(failed: bool, killed: str | None = None, error: str |
     recorded = [str(f) for f in job_failures()] + ([error] if error else [])
     closed = close_sweep(failed=failed or bool(recorded), killed=killed, failures=recorded)
     if closed is not None and killed is None:
+        from imblab.report.sweep_run import annotate_sweep
+
+        annotate_sweep(*closed)
         print(describe_sweep(*closed), flush=True)
 
 

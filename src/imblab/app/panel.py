@@ -10,7 +10,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from imblab.app.hydra import conf_dir, in_multirun, progress_display, report_run, run_hydra, sweep_dir
+from imblab.app.hydra import (
+    conf_dir,
+    in_multirun,
+    named_for_sweep,
+    progress_display,
+    report_run,
+    run_hydra,
+    sweep_dir,
+)
 
 CONFIG_NAME = "panel"
 
@@ -31,6 +39,7 @@ def _task(cfg: Any) -> float:
     from imblab.tracking.sweeps import parent_run_id
 
     experiment = panel_experiment_from_config(cfg)
+    experiment.tracking = named_for_sweep(experiment.tracking)
     outcome = run_panel(experiment, parent_run_id(in_multirun(), sweep_dir()), progress_display())
     report_run(resolve_tracking_uri(experiment.tracking.uri), outcome.run_id, outcome.model_uri)
     return float(outcome.test_metrics["class_macro_f1"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from imblab.app.hydra import in_multirun, progress_display, report_run, run_hydra, sweep_dir
+from imblab.app.hydra import in_multirun, named_for_sweep, progress_display, report_run, run_hydra, sweep_dir
 
 
 def _task(cfg: Any) -> float:
@@ -15,6 +15,7 @@ def _task(cfg: Any) -> float:
     from imblab.tracking.sweeps import parent_run_id
 
     experiment = experiment_from_config(cfg)
+    experiment.tracking = named_for_sweep(experiment.tracking)
     outcome = run_experiment(experiment, parent_run_id(in_multirun(), sweep_dir()), progress_display())
     report_run(resolve_tracking_uri(experiment.tracking.uri), outcome.run_id, outcome.model_uri)
     # The job's return value: test PR-AUC, or its repeated-CV mean (evaluation=repeated_cv has no test set).

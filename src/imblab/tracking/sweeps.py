@@ -34,6 +34,7 @@ from imblab.tracking.layout import (
     TAG_N_FINISHED,
     TAG_N_JOBS,
     TAG_ROLE,
+    TAG_SWEPT_KEYS,
 )
 from imblab.tracking.lifecycle import OPEN_RUNS, location_tags, mark_killed
 from imblab.tracking.reaper import child_runs
@@ -42,6 +43,7 @@ from imblab.tracking.store import ensure_experiment, resolve_tracking_uri, use_t
 
 PARENT_ENV = "IMBLAB_PARENT_RUN_ID"
 PARENT_URI_ENV = "IMBLAB_PARENT_TRACKING_URI"
+SWEPT_ENV = "IMBLAB_SWEPT_KEYS"  # JSON list: the keys the sweep varies, for its jobs' run names
 SWEEP_FILE = ".imblab-sweep.json"  # in the sweep directory: the parent run id for jobs elsewhere
 UNFINISHED = ("FAILED", "KILLED", "RUNNING", "SCHEDULED")
 
@@ -52,27 +54,52 @@ def open_sweep(
     run_name: str,
     n_jobs: int | None = None,
     sweep_dir: Path | None = None,
+    swept: Sequence[str] = (),
 ) -> str:
     """Create the parent run of a sweep and publish its id to the jobs; returns the id.
 
-    ``run_name`` (the sweep's overrides) is stored with its passwords masked. ``n_jobs``: how many jobs
+    ``run_name`` (:func:`sweep_run_name`) is stored with its passwords masked. ``n_jobs``: how many jobs
     the sweep launches, when known; recorded as ``imblab.n_jobs``.
     ``sweep_dir``: the sweep's output directory, where the id is also written for remote jobs.
+    ``swept``: the keys the sweep varies, in sweep order (``imblab.swept_keys``; the jobs name their runs
+    by these keys' values, :func:`job_run_name`).
     """
     uri = use_tracking(tracking_uri, write=True)
     exp_id = ensure_experiment(experiment, uri)
     tags = {TAG_ROLE: ROLE_SWEEP, TAG_COMMAND: command_line()[:TAG_LIMIT], **git_tags(), **location_tags()}
     if n_jobs is not None:
         tags[TAG_N_JOBS] = str(n_jobs)
+    tags[TAG_SWEPT_KEYS] = json.dumps(list(swept))
     run = MlflowClient(uri).create_run(exp_id, run_name=mask(run_name)[:250] or "sweep", tags=tags)
     OPEN_RUNS.add(run.info.run_id, uri)  # it beats until close_sweep
     os.environ[PARENT_ENV] = run.info.run_id
     os.environ[PARENT_URI_ENV] = uri
+    os.environ[SWEPT_ENV] = json.dumps(list(swept))
     if sweep_dir is not None:
         sweep_dir.mkdir(parents=True, exist_ok=True)
         # The id only: the tracking URI comes from the job's own config (it may hold credentials).
-        (sweep_dir / SWEEP_FILE).write_text(json.dumps({"parent_run_id": run.info.run_id}))
+        record = {"parent_run_id": run.info.run_id, "swept_keys": list(swept)}
+        (sweep_dir / SWEEP_FILE).write_text(json.dumps(record))
     return run.info.run_id
+
+
+def sweep_run_name(label: str, swept: Sequence[str], n_jobs: int | None) -> str:
+    """The parent's name as the UI lists it: ``secom: sampler × threshold (4 jobs)``."""
+    varied = " × ".join(swept) or "sweep"
+    jobs = "" if n_jobs is None else f" ({n_jobs} job{'s' * (n_jobs != 1)})"
+    return f"{label}: {varied}{jobs}"
+
+
+def job_run_name(swept: Sequence[str], values: dict[str, str]) -> str | None:
+    """A job's name: the values of the swept keys, in sweep order (``smote·lgbm·best_f1``); None when the
+    sweep varies nothing. A value that is no word on its own (a number, a dotted key's value) keeps the key's
+    last part (``cost_fn=20``): ``20·1`` would not say what differs."""
+    parts = []
+    for key in swept:
+        value = values.get(key, "?")
+        bare = "." not in key and value[:1].isalpha()
+        parts.append(value if bare else f"{key.rsplit('.', 1)[-1].lstrip('+~')}={value}")
+    return "·".join(parts)[:250] or None
 
 
 def sweep_children(client: MlflowClient, run_id: str) -> list[Run]:
@@ -93,6 +120,7 @@ def close_sweep(
     """
     run_id = os.environ.pop(PARENT_ENV, None)
     uri = os.environ.pop(PARENT_URI_ENV, None) or resolve_tracking_uri(None)
+    os.environ.pop(SWEPT_ENV, None)
     if not run_id:
         return None
     OPEN_RUNS.remove(run_id)
@@ -131,6 +159,16 @@ def parent_run_id(in_multirun: bool, sweep_dir: Path | None = None) -> str | Non
     if record is not None and record.is_file():
         return str(json.loads(record.read_text())["parent_run_id"])
     return None
+
+
+def swept_keys(sweep_dir: Path | None = None) -> list[str]:
+    """The keys the current sweep varies (:func:`open_sweep`), from the environment or the sweep directory."""
+    if os.environ.get(SWEPT_ENV):
+        return list(json.loads(os.environ[SWEPT_ENV]))
+    record = sweep_dir / SWEEP_FILE if sweep_dir is not None else None
+    if record is not None and record.is_file():
+        return list(json.loads(record.read_text()).get("swept_keys", []))
+    return []
 
 
 @dataclass(frozen=True)
