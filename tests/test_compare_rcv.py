@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 
 from imblab.app.main import main as imblab_main
 from imblab.config.compose import experiment_from_config
@@ -102,6 +103,13 @@ def rcv_store(tmp_path_factory: pytest.TempPathFactory) -> SweepStore:
 def test_compare_cli_on_a_real_repeated_cv_sweep(
     rcv_store: SweepStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # The sweep's end already logged compare's fold report on the parent, and named the best by rcv_pr_auc.
+    note = MlflowClient(rcv_store.uri).get_run(rcv_store.sweep_id).data.tags["mlflow.note.content"]
+    assert "**Best by rcv_pr_auc**" in note and "--metric rcv_pr_auc" in note
+    assert (
+        "ranked by rcv_pr_auc; its 95% intervals come from the corrected paired t over the shared outer"
+        in note
+    )
     argv = ["compare", "--experiment", "rcv", "--tracking-uri", rcv_store.uri]
     assert imblab_main([*argv, "--format", "csv"]) == 0
     table = pd.read_csv(io.StringIO(capsys.readouterr().out))
