@@ -166,6 +166,7 @@ def comparison_report(uri: str, sweep_id: str, panel: bool, out_dir: str) -> str
         write_report(comparison, out_dir)
         what = "test rows" if comparison.score_prefix == "test" else "outer folds"
     log_report(comparison, out_dir)
+    ranked = comparison.metric if panel else comparison.rule.metric  # a panel comparison's is as logged
     intervals = (
         f"its 95% intervals come from the corrected paired t over the shared {what}"
         if what == "outer folds"
@@ -173,7 +174,7 @@ def comparison_report(uri: str, sweep_id: str, panel: bool, out_dir: str) -> str
     )
     return (
         f"Report: artifacts `report/report.html` (and `comparison.md`, `comparison.csv`, `plots/`), as "
-        f"`imblab compare` writes it, ranked by {comparison.rule.metric}; {intervals}."
+        f"`imblab compare` writes it, ranked by {ranked}; {intervals}."
     )
 
 
