@@ -9,7 +9,7 @@ import os
 import re
 import subprocess
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,42 +30,12 @@ from imblab.report import comparison
 from imblab.report.comparison import Sweep, bootstrap_table, check_same_test_set, load_sweep
 from imblab.report.files import log_report
 from imblab.report.render import FILES
-from tests.conftest import FAST, QUICK, compose_config
+from tests.conftest import QUICK, compose_config
+from tests.support.sweeps import SweepStore, run_sweep
 
 EXPERIMENT = "cmp"
 SAMPLERS = ("none", "smote")
 POLICIES = ("best_f1", "fixed")
-
-
-@dataclass(frozen=True)
-class SweepStore:
-    root: Path
-    uri: str
-    experiment: str
-    sweep_id: str
-
-
-def run_sweep(
-    root: Path, experiment: str, samplers: tuple[str, ...], policies: tuple[str, ...]
-) -> SweepStore:
-    """A real ``imblab train -m`` sweep (FAST synthetic data) in a fresh store under ``root``."""
-    root.mkdir(parents=True, exist_ok=True)
-    uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "IMBLAB_PARENT"))}
-    env["IMBLAB_CACHE_DIR"] = str(root / "cache")
-    overrides = [o for o in FAST if not o.startswith("sampler=")]
-    cmd = [
-        sys.executable, "-m", "imblab", "train", "-m", *overrides,
-        f"sampler={','.join(samplers)}", f"threshold={','.join(policies)}",
-        f"tracking.uri={uri}", f"tracking.experiment={experiment}", "tracking.log_model=false",
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
-    parents = client.search_runs([exp.experiment_id], "tags.`imblab.role` = 'sweep'")
-    assert len(parents) == 1
-    return SweepStore(root, uri, experiment, parents[0].info.run_id)
 
 
 @pytest.fixture(scope="module")
@@ -114,10 +84,19 @@ def test_point_estimates_equal_logged_metrics_and_sklearn(sweep: Sweep) -> None:
             assert getattr(row, f"test_{m}") == pytest.approx(run.metrics[f"test_{m}"], abs=1e-9), m
             assert getattr(row, f"cv_{m}") == run.metrics[f"cv_{m}"]
         assert row.cv_pr_auc_fold_se == run.metrics["cv_pr_auc_fold_se"]
-    # Best first, by test PR-AUC.
-    assert list(cmp.table["rank"]) == [1, 2, 3, 4]
-    assert cmp.table["test_pr_auc"].is_monotonic_decreasing
+    # Best first by the shared rule: CV PR-AUC (select on CV, confirm on test), then fewer test alarms.
+    assert list(cmp.table["rank"]) == [1, 2, 3, 4] and cmp.rule.metric == "cv_pr_auc" and not cmp.notes
+    assert cmp.table["cv_pr_auc"].is_monotonic_decreasing
+    alarms = cmp.table["run_id"].map(
+        lambda rid: sweep.run(rid).metrics["test_tp"] + sweep.run(rid).metrics["test_fp"]
+    )
+    for pair in (cmp.table.index[:2], cmp.table.index[2:]):  # two policies of one fitted model: equal CV
+        assert cmp.table.loc[pair, "cv_pr_auc"].nunique() == 1 and alarms[pair].is_monotonic_increasing
     assert cmp.best_run_id == cmp.table["run_id"].iat[0] and cmp.table["is_best"].sum() == 1
+    # Ranking by a test metric among more than two runs: allowed, with the winner's-curse warning.
+    on_test = bootstrap_table(sweep, "test_pr_auc", n_boot=20)
+    assert on_test.table["test_pr_auc"].is_monotonic_decreasing
+    assert len(on_test.notes) == 1 and "winner's curse" in on_test.notes[0]
 
 
 def test_cis_and_paired_comparison_match_a_direct_bootstrap(sweep: Sweep) -> None:
@@ -311,7 +290,7 @@ def test_bad_input_gives_clear_errors(
     sweep_with_one_job(2_000_000, "FAILED")
     latest_failed = r"latest sweep of experiment 'hand-made'.*no FINISHED training runs"
     with (
-        caplog.at_level(logging.WARNING, "imblab.report.comparison"),
+        caplog.at_level(logging.WARNING, "imblab.report.sweeps"),
         pytest.raises(ImblabError, match=latest_failed),
     ):
         load_sweep("hand-made", tracking_uri=store.uri)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
 
+import numpy as np
 import pytest
 
 from imblab.errors import ImblabError
+from imblab.metrics.resampled import paired_corrected_t
 from imblab.registry.gate import (
     ALREADY_CHAMPION,
     FIRST_CHAMPION,
@@ -24,7 +24,6 @@ from imblab.registry.gate import (
     comparability_problem,
     comparable,
     metric_direction,
-    rank,
 )
 
 
@@ -68,8 +67,8 @@ def test_first_champion_without_a_champion() -> None:
     assert math.isnan(d.improvement)
     tags = d.tags()
     assert tags["imblab.decision"] == FIRST_CHAMPION
-    assert tags["imblab.gate.champion_value"] == tags["imblab.gate.improvement"] == ""
-    assert json.loads(tags["imblab.gate.champion_metrics"]) is None
+    assert tags["imblab.gate.champion_value"] == tags["imblab.gate.champion_version"] == ""
+    assert d.record()["champion_metrics"] is None and d.record()["improvement"] is None
 
 
 def test_promoted_when_the_improvement_reaches_the_minimum() -> None:
@@ -80,8 +79,15 @@ def test_promoted_when_the_improvement_reaches_the_minimum() -> None:
     assert "test pr_auc 0.6200 vs champion v3 0.5000" in d.reason
     tags = d.tags()
     assert tags["imblab.gate.champion_version"] == "3"
-    assert float(tags["imblab.gate.improvement"]) == pytest.approx(0.12)
+    assert d.record()["improvement"] == pytest.approx(0.12)  # the improvement moved to the record
     assert tags["imblab.gate.comparable"] == "true"
+    # Fewer, readable tags (was 16 with raw JSON): what scripts need; the rest is in the description.
+    assert sorted(tags) == [
+        "imblab.decision", "imblab.gate.challenger_value", "imblab.gate.champion_value",
+        "imblab.gate.champion_version", "imblab.gate.comparable", "imblab.gate.metric",
+        "imblab.selection_metric", "imblab.source_run_id",
+    ]  # fmt: skip
+    assert not any(v.startswith(("{", "[")) for v in tags.values())
 
 
 def test_rejected_below_the_minimum() -> None:
@@ -115,7 +121,7 @@ def test_lower_is_better_metric_direction() -> None:
     assert cheaper.gate_metric == "test_expected_cost"
     assert cheaper.promoted and cheaper.improvement == pytest.approx(0.2)
     assert "lower is better" in cheaper.reason
-    assert cheaper.tags()["imblab.gate.direction"] == "lower_is_better"
+    assert cheaper.record()["direction"] == "lower_is_better"
     dearer = apply_gate(
         decision(metrics(expected_cost=1.2), metrics(expected_cost=1.0), "test_expected_cost")
     )
@@ -162,18 +168,30 @@ def test_summary_shows_both_models() -> None:
     assert "champion v3" in text and "(on 120 test rows of run" in text
 
 
-@dataclass
-class Run:
-    name: str
-    value: float
-    start_time: int
+def test_a_repeated_cv_gate_needs_an_interval_above_zero() -> None:
+    """Paired over shared outer folds: a mean gain within the folds' noise does not move the champion;
+    a negative minimum (an explicit allowance) still skips that requirement."""
+    rng = np.random.default_rng(0)
+    champion_folds = 0.3 + rng.normal(0, 0.05, 25)
 
+    def gated(gain: float, spread: float, minimum: float = 0.0) -> Decision:
+        challenger_folds = champion_folds + gain + rng.normal(0, spread, 25)
+        d = decision(metrics(pr_auc=challenger_folds.mean()), metrics(pr_auc=champion_folds.mean()),
+                     min_improvement=minimum)  # fmt: skip
+        d.gate_metric, d.rows_label, d.test_rows = "rcv_pr_auc", "outer folds", 25
+        d.paired = paired_corrected_t(challenger_folds, champion_folds, 320, 80)
+        return apply_gate(d)
 
-def test_rank_best_first_newest_on_ties_nan_left_out() -> None:
-    runs = [Run("a", 0.5, 1), Run("b", 0.7, 2), Run("c", math.nan, 3), Run("d", 0.7, 0), Run("e", 0.2, 4)]
-    assert [r.name for r in rank(runs, higher_is_better=True)] == ["b", "d", "a", "e"]
-    assert [r.name for r in rank(runs, higher_is_better=False)] == ["e", "a", "b", "d"]
-    assert rank([Run("x", math.nan, 0)], higher_is_better=True) == []
+    clear = gated(0.05, 0.005)
+    assert clear.promoted and "passes the gate" in clear.reason and "over 25 paired folds" in clear.reason
+    assert clear.reason.startswith("rcv pr_auc ")
+    noisy = gated(0.005, 0.05)
+    assert noisy.improvement > 0 and not noisy.promoted and "within the folds' noise" in noisy.reason
+    assert gated(0.005, 0.05, minimum=-0.01).promoted
+    described = clear.description("imblab binary model from run r.", "promotions/defects-v4.json")
+    assert "Paired over 25 shared outer folds: improvement +0.05" in described and "p = " in described
+    assert described.endswith("Full record: artifact promotions/defects-v4.json of run " + "r" * 32 + ".")
+    assert clear.record()["paired"]["n_folds"] == 25
 
 
 def test_the_gate_imports_no_mlflow() -> None:
@@ -212,10 +230,11 @@ def test_a_panel_decision_shows_its_own_metrics_and_describes_the_version() -> N
         r"\n  class_balanced_accuracy +0\.6100 +0\.6000\n  class_macro_f1 +0\.5500 +0\.5700\n", text
     )
     assert "(on 3553 test waves of 700 persons of run pppp" in text and "threshold" not in text
-    assert set(json.loads(d.tags()["imblab.gate.challenger_metrics"])) == set(new)  # no binary metrics
+    assert set(d.record()["challenger_metrics"]) == set(new)  # no binary metrics
     described = d.description("imblab panel model from run p.")
-    assert described.startswith("imblab panel model from run p.\n\nTest metrics (on 3553 test waves")
-    assert "class_balanced_accuracy 0.61, class_macro_f1 0.55, wage_rmse 0.33." in described
+    assert described.startswith("imblab panel model from run p.\n\nSelected by val_class_balanced_accuracy")
+    assert "Gate: test_class_balanced_accuracy on 3553 test waves of 700 persons." in described
     assert (
-        "Promotion (val_class_balanced_accuracy, gate test_class_balanced_accuracy): promoted." in described
+        "class_balanced_accuracy 0.61 [0.6], class_macro_f1 0.55 [0.57], wage_rmse 0.33 [0.31]." in described
     )
+    assert "Decision: promoted. test class_balanced_accuracy 0.6100 vs champion v1" in described

@@ -21,9 +21,9 @@ from imblab.metrics.names import (
     MetricNameError,
     bootstrap_metric,
     parse_metric_name,
-    ranking_metric,
     tuning_metric,
 )
+from imblab.metrics.ranking import ranking_rule
 
 
 def test_registry_sets() -> None:
@@ -74,9 +74,9 @@ def test_uses_keep_their_wording() -> None:
         tuning_metric("test_pr_auc")
     with pytest.raises(ImblabError, match=r"tuning\.metric=n is not a quality measure"):
         tuning_metric("n")
-    assert ranking_metric("cv_fn").base == "fn" and not ranking_metric("cv_fn").higher_is_better
+    assert ranking_rule("cv_fn", None).base == "fn" and not ranking_rule("cv_fn", None).higher_is_better
     with pytest.raises(ImblabError, match="brier, fp, fn and expected_cost count as lower-is-better"):
-        ranking_metric("cv_threshold")
+        ranking_rule("cv_threshold", None)
     assert bootstrap_metric("pr_auc").base == bootstrap_metric("test_pr_auc").base == "pr_auc"
     for bad in ("cv_pr_auc", "test_roi", "test_tp"):
         with pytest.raises(ImblabError, match=f"--metric '{bad}' cannot be compared"):

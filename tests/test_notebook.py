@@ -11,7 +11,7 @@ import pytest
 from ipykernel.kernelspec import write_kernel_spec
 from nbclient import NotebookClient
 
-from tests.test_compare import run_sweep
+from tests.support.sweeps import run_sweep
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "compare_variants.ipynb"
 KERNEL = "imblab-test"

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,7 +19,7 @@ from imblab.errors import ImblabError
 from imblab.experiment import RunOutcome, run_experiment
 from imblab.metrics.core import threshold_metrics
 from imblab.metrics.costs import Costs
-from imblab.metrics.names import ranking_metric
+from imblab.metrics.ranking import ranking_rule
 from imblab.registry.gate import CHALLENGER, CHAMPION
 from imblab.registry.promote import best_run, promote
 from imblab.registry.threshold import build_policy, set_threshold
@@ -52,11 +53,11 @@ def test_metric_direction_and_policy_flags() -> None:
         ("cv_expected_cost", "expected_cost", False),
         ("test_brier", "brier", False),
     ]:
-        parsed = ranking_metric(name)
+        parsed = ranking_rule(name, None)
         assert (parsed.base, parsed.higher_is_better) == (base, higher)
     for bad in ("pr_auc", "test_threshold", "test_nope", "holdout_pr_auc"):
         with pytest.raises(ImblabError, match="cannot rank models"):
-            ranking_metric(bad)
+            ranking_rule(bad, None)
     assert build_policy("min_cost", {"cost_fn": 20.0, "cost_fp": 1.0}) == MinCost(20.0, 1.0)
     with pytest.raises(ImblabError, match="--min-recall does not apply to policy 'min_cost'"):
         build_policy("min_cost", {"min_recall": 0.9})
@@ -86,11 +87,18 @@ def test_first_promotion_dry_run_and_repeat(tracking_uri: str) -> None:
     assert decision.challenger["expected_cost"] == pytest.approx(out.test_metrics["expected_cost"], abs=1e-12)
     mv = client.get_model_version(NAME, "1")
     assert mv.run_id == out.run_id
-    assert mv.tags["imblab.decision"] == "first_champion"
-    assert "no champion" in mv.tags["imblab.reason"]
-    assert json.loads(mv.tags["imblab.gate.challenger_metrics"])["pr_auc"] == pytest.approx(
-        out.test_metrics["pr_auc"]
+    assert (
+        mv.tags["imblab.decision"] == "first_champion" and mv.tags["imblab.selection_metric"] == "cv_pr_auc"
     )
+    # For people: the run and its variant, the gate's metrics, the decision and why; the full record beside.
+    assert f"from run {out.run_id}" in mv.description and "Variant: smote × lgbm × best_f1." in mv.description
+    assert "Decision: first_champion. no champion" in mv.description
+    assert "Gate: test_pr_auc on 120 test rows." in mv.description
+    record_path = f"promotions/{NAME}-v1.json"
+    assert f"Full record: artifact {record_path} of run {out.run_id}." in mv.description
+    record = mlflow.artifacts.load_dict(f"runs:/{out.run_id}/{record_path}")
+    assert record["decision"] == "first_champion" and record["version"] == "1"
+    assert record["challenger_metrics"]["pr_auc"] == pytest.approx(out.test_metrics["pr_auc"])
 
     again = promote("t", model_name=NAME, tracking_uri=tracking_uri)
     assert again.outcome == "already_champion" and versions(client) == ["1"]
@@ -127,7 +135,8 @@ def test_gate_fails_keeps_champion_then_passes(tracking_uri: str) -> None:
     assert rejected.challenger["pr_auc"] == pytest.approx(strong.test_metrics["pr_auc"], abs=1e-12)
     tags = client.get_model_version(NAME, "2").tags
     assert tags["imblab.decision"] == "rejected"
-    assert "fails the gate" in tags["imblab.reason"] and "minimum 0.99" in tags["imblab.reason"]
+    described = client.get_model_version(NAME, "2").description
+    assert "fails the gate" in described and "minimum 0.99" in described
     assert tags["imblab.gate.champion_version"] == "1"
     assert float(tags["imblab.gate.champion_value"]) == pytest.approx(weak.test_metrics["pr_auc"], rel=1e-5)
     assert float(tags["imblab.gate.challenger_value"]) == pytest.approx(
@@ -140,7 +149,7 @@ def test_gate_fails_keeps_champion_then_passes(tracking_uri: str) -> None:
     assert versions(client) == ["1", "2"]
     assert aliases(client) == {CHAMPION: "2", CHALLENGER: "2"}
     assert client.get_model_version(NAME, "1").tags["imblab.superseded_by"] == "2"
-    assert "passes the gate" in client.get_model_version(NAME, "2").tags["imblab.reason"]
+    assert "passes the gate" in client.get_model_version(NAME, "2").description
 
 
 def test_champion_on_other_data_needs_force(tracking_uri: str) -> None:

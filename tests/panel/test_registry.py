@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -66,7 +65,9 @@ def test_panel_promote_scores_both_models_on_the_same_test_persons(tracking_uri:
     client = MlflowClient(tracking_uri)
     first = train_panel(tracking_uri, "model=persistence")
     d1 = promote("panel", tracking_uri=tracking_uri)  # the panel default metric and model name
-    assert (d1.model_name, d1.metric) == (NAME, "test_class_balanced_accuracy")
+    # Selected on validation like panel compare (the shared ranking rule), gated on the test persons.
+    assert (d1.model_name, d1.metric) == (NAME, "val_class_balanced_accuracy")
+    assert d1.gate_metric == "test_class_balanced_accuracy"
     assert d1.outcome == "first_champion" and d1.version == "1"
     # Recomputed on every wave of the rebuilt test persons: exactly what the run logged.
     for key, value in first.test_metrics.items():
@@ -284,7 +285,9 @@ def test_nlswork_gru_promoted_and_predicted_in_a_fresh_process(tmp_path: Path, t
     assert "FIRST_CHAMPION" in proc.stdout and f"models:/{NAME}/1 is now @champion" in proc.stdout
     mv = MlflowClient(tracking_uri).get_model_version(NAME, "1")
     assert "model=gru, class_balance=class_weight" in mv.description
-    gated = json.loads(mv.tags["imblab.gate.challenger_metrics"])  # recomputed on every test wave
+    mlflow.set_tracking_uri(tracking_uri)
+    record = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/promotions/{NAME}-v1.json")
+    gated = record["challenger_metrics"]  # recomputed on every test wave
     for key in ("class_balanced_accuracy", "class_macro_f1", "wage_rmse"):
         assert gated[key] == pytest.approx(run.data.metrics[f"test_{key}"], rel=1e-5), key
 

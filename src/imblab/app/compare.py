@@ -1,7 +1,10 @@
-"""``imblab compare``: a sweep's runs on the test set, with bootstrap CIs and a paired comparison.
+"""``imblab compare``: a sweep's runs ranked by the shared rule (a CV metric by default), each paired
+with the best.
 
-Binary (``imblab train``) runs get the binary report (``imblab.report.comparison``); panel runs (tag
-``imblab.workload=panel``) the panel report (``imblab.report.panel_comparison``): CIs over test persons.
+Binary (``imblab train``) runs get the binary report (``imblab.report.comparison``): bootstrap CIs over
+the test rows for holdout runs, corrected paired t over the shared outer folds for repeated-CV runs;
+panel runs (tag ``imblab.workload=panel``) the panel report (``imblab.report.panel_comparison``): CIs
+over test persons.
 """
 
 from __future__ import annotations
@@ -12,21 +15,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from imblab.metrics.names import bootstrap_metric
-from imblab.report.comparison import bootstrap_table, check_n_boot, load_sweep
+from imblab.metrics.ranking import HOLDOUT, REPEATED_CV, default_metric
+from imblab.report.comparison import check_n_boot, compare, comparison_rule, load_sweep
 from imblab.report.panel_comparison import DEFAULT_METRIC as PANEL_DEFAULT_METRIC
 from imblab.report.panel_runs import is_panel_selection
 
 log = logging.getLogger(__name__)
-BINARY_METRIC = "test_pr_auc"
 
 
 def main(argv: Sequence[str]) -> int:
     """Print the comparison table and write the report in every format."""
     p = argparse.ArgumentParser(
         prog="imblab compare",
-        description="Compare a sweep's runs on the test set: 95% bootstrap CIs and a paired comparison "
-        "with the best run. All formats are written to --output; --format picks what is printed.",
+        description="Compare a sweep's runs: ranked by a CV metric (select on CV), each paired with the best "
+        "(holdout runs: 95% bootstrap CIs on the test rows, which confirm the choice; repeated-CV runs: the "
+        "corrected paired t over the shared outer folds). All formats are written to --output; --format "
+        "picks what is printed.",
     )
     p.add_argument(
         "--experiment",
@@ -42,8 +46,9 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument(
         "--metric",
         default=None,
-        help=f"metric that ranks the runs (default: {BINARY_METRIC}; panel runs: {PANEL_DEFAULT_METRIC}, any "
-        "val_<m> or test_<m> panel metric)",
+        help=f"metric that ranks the runs (default: {default_metric(HOLDOUT)} for holdout runs, "
+        f"{default_metric(REPEATED_CV)} for repeated-CV runs, {PANEL_DEFAULT_METRIC} for panel runs; also "
+        "test_<m> (a warning: the winner's test score is optimistic), or any val_<m>/test_<m> panel metric)",
     )
     p.add_argument(
         "--format",
@@ -70,11 +75,15 @@ def main(argv: Sequence[str]) -> int:
     check_n_boot(args.n_boot)
     if is_panel_selection(args.experiment, args.sweep, args.tracking_uri):
         return _panel(args)
-    metric = args.metric or BINARY_METRIC
-    bootstrap_metric(metric)  # fail before any download
-
-    sweep = load_sweep(args.experiment, args.sweep, args.tracking_uri, args.partial, args.all_runs)
-    comparison = bootstrap_table(sweep, metric, n_boot=args.n_boot, seed=args.seed)
+    sweep = load_sweep(
+        args.experiment,
+        args.sweep,
+        args.tracking_uri,
+        args.partial,
+        args.all_runs,
+        check_metric=lambda protocol: comparison_rule(args.metric, protocol),  # before any download
+    )
+    comparison = compare(sweep, args.metric, n_boot=args.n_boot, seed=args.seed)
     from imblab.report.files import default_output, write_report  # matplotlib: only now
 
     out = args.output or default_output(sweep)

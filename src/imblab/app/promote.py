@@ -12,9 +12,11 @@ from imblab.registry.promote import DEFAULT_PANEL_MODEL_NAME, promote
 def main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(
         prog="imblab promote",
-        description="Register the best run's (or --run's) frozen model as 'challenger'; move 'champion' to "
-        "it if it beats the current champion on the same test rows (panel: the same test persons). "
-        "Promotions of one model name run one at a time; a run is registered once.",
+        description="Register the best run's (or --run's) frozen model as 'challenger' (ranked by a CV "
+        "metric, the rule imblab compare uses); move 'champion' to it if it beats the current champion on "
+        "the same test rows (panel: the same test persons; repeated-CV runs: paired over the same outer "
+        "folds, with an interval above 0). Promotions of one model name run one at a time; a run is "
+        "registered once.",
     )
     p.add_argument("--experiment", default="imblab", help="MLflow experiment to pick the best run from")
     which = p.add_mutually_exclusive_group()
@@ -23,10 +25,12 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument(
         "--metric",
         default=None,
-        help="ranking metric; the gate compares test_<same metric> on shared test rows. Binary runs: "
-        "test_<m> or cv_<m> (default test_pr_auc; expected_cost, brier, fp, fn: lower is better). Panel "
-        "runs: test_<m> or val_<m> (default test_class_balanced_accuracy; wage_rmse, wage_mae, "
-        "wage_rmse_level: lower is better)",
+        help="ranking metric; the gate compares test_<same metric> on shared test rows (repeated-CV runs: "
+        "rcv_<m> paired over shared outer folds). Binary runs: cv_<m> or test_<m> (default cv_pr_auc), "
+        "repeated-CV runs rcv_<m> (default rcv_pr_auc); expected_cost, brier, fp, fn: lower is better. "
+        "Panel runs: val_<m> or test_<m> (default val_class_balanced_accuracy; wage_rmse, wage_mae, "
+        "wage_rmse_level: lower is better). A test_<m> among more than two runs warns: the winner's test "
+        "score is optimistic",
     )
     p.add_argument(
         "--name",
@@ -44,7 +48,10 @@ def main(argv: Sequence[str]) -> int:
     )
     p.add_argument("--dry-run", action="store_true", help="show the decision; register nothing")
     p.add_argument(
-        "--force", action="store_true", help="compare even if the champion was trained on other data/split"
+        "--force",
+        action="store_true",
+        help="compare even if the champion was trained on other data/split, or cannot be paired with a "
+        "repeated-CV challenger (then their logged estimates are compared unpaired); recorded",
     )
     p.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI or ./mlruns/mlflow.db")
     args = p.parse_args(list(argv))

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from imblab.registry.gate import rank
+from imblab.metrics.ranking import PANEL as PANEL_PROTOCOL
+from imblab.metrics.ranking import default_metric, protocol_of, ranking_rule
 from imblab.report.panel_comparison import DEFAULT_METRIC as PANEL_SELECTION_METRIC
 from imblab.tracking.layout import TAG_CACHE_HIT, TAG_FIT_KEY, TAG_WORKLOAD, WORKLOAD_PANEL
 from imblab.tracking.store import default_tracking_uri
@@ -145,34 +146,31 @@ def run_summary(run: Run, uri: str, experiment: str, model_uri: str | None) -> s
     return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class _Ranked:
-    run: Run
-    value: float
-    start_time: int
-
-
 def best_job(children: tuple[Run, ...] | list[Run]) -> Run | None:
-    """The finished job with the best ranking metric (never a test metric); None if none has it."""
+    """The finished job ranked first by the shared rule's CV metric (``imblab compare``'s default: never a
+    test metric); None if none has it."""
     finished = [c for c in children if c.info.status == "FINISHED"]
     if not finished:
         return None
-    work = workload_of(finished[0])
-    candidates = [
-        _Ranked(c, float(c.data.metrics.get(work.rank_metric, math.nan)), c.info.start_time or 0)
-        for c in finished
-    ]
-    ranked = rank(candidates, work.higher_is_better)
-    return ranked[0].run if ranked else None
+    protocol = PANEL_PROTOCOL if workload_of(finished[0]) is PANEL else protocol_of(finished[0].data.tags)
+    rule = ranking_rule(None, protocol)
+    ranked = rule.rank(
+        finished, lambda c: c.data.metrics, lambda c: c.info.start_time or 0, lambda c: c.info.run_id
+    )
+    return ranked[0] if ranked else None
+
+
+def rank_metric(run: Run) -> str:
+    """The metric a sweep's best job is picked by: the CV metric of the run's workload and protocol."""
+    return PANEL.rank_metric if workload_of(run) is PANEL else default_metric(protocol_of(run.data.tags))
 
 
 def sweep_summary(progress: SweepProgress, uri: str, experiment: str) -> str:
     """The closing summary of a sweep: how its jobs ended, the best by the CV metric, what to run next."""
     lines = [f"sweep {progress.sweep_id}: {progress.describe()}"]
     best = best_job(progress.children)
-    work = workload_of(best) if best is not None else BINARY
     if best is not None:
-        lines.append(f"  best by {work.rank_metric}: {result_line(best)}")
+        lines.append(f"  best by {rank_metric(best)}: {result_line(best)}")
     for job in progress.unfinished:
         lines.append(f"  {job.info.status}: run {job.info.run_id}  {variant(job)}")
     lines += ["next:", *(f"  {c}" for c in next_commands(uri, experiment, progress.sweep_id))]

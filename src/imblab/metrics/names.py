@@ -176,22 +176,6 @@ def tuning_metric(name: str) -> MetricName:
     return metric
 
 
-def ranking_metric(name: str) -> MetricName:
-    """``imblab promote --metric``: ``test_<m>`` or ``cv_<m>`` of a quality metric, as logged on runs."""
-    try:
-        metric = parse_metric_name(name, prefixes=("test", "cv"))
-    except MetricNameError:
-        metric = None
-    if metric is None or not metric.quality:
-        *most, last = (m for m in QUALITY_METRICS if m in LOWER_IS_BETTER)
-        lower = f"{', '.join(most)} and {last}"
-        raise ImblabError(
-            f"--metric {name!r} cannot rank models; use test_<m> or cv_<m> with <m> one of "
-            f"{list(QUALITY_METRICS)} (e.g. test_pr_auc; {lower} count as lower-is-better)"
-        )
-    return metric
-
-
 def bootstrap_metric(name: str) -> MetricName:
     """``imblab compare --metric``: ``test_<m>`` (or bare ``<m>``) of a metric the test bootstrap computes."""
     try:

@@ -20,6 +20,7 @@ from imblab.errors import ImblabError
 from imblab.frozen import PROBABILITY
 from imblab.metrics.core import threshold_metrics
 from imblab.metrics.costs import Costs
+from imblab.metrics.ranking import REPEATED_CV, protocol_of
 from imblab.protocol.split import holdout_split
 from imblab.registry.gate import BINARY_SHOWN, GateRows, comparability_problem, run_header
 from imblab.registry.versions import load_frozen
@@ -79,6 +80,8 @@ def evaluate(model_uri: str, data: GateData) -> dict[str, float]:
 
 def champion_problem(champion_run: Run, data: GateData) -> str | None:
     """Why the challenger's test rows may not be test rows of the champion's fit; None if they are."""
+    if protocol_of(champion_run.data.tags) == REPEATED_CV:
+        return "it was evaluated by repeated CV and refitted on all rows, these test rows included"
     champion_split = experiment_from_config(read_config(champion_run)).split
     return comparability_problem(
         champion_run.data.tags.get(TAG_DATA_FINGERPRINT), champion_split, data.fingerprint, data.split

@@ -1,13 +1,15 @@
 """Which run ``imblab promote`` promotes: the best FINISHED training run of an experiment, or one by id.
 
 A run is binary (``imblab train``) or panel (``imblab panel``, tag ``imblab.workload=panel``); the ranking
-metric says which (``test_pr_auc`` is binary, ``test_class_balanced_accuracy`` panel: their names never
-overlap). Without ``--metric`` the workload's default is used: the one of the given run, or of the
-experiment's runs.
+metric says which (``cv_pr_auc`` is binary, ``val_class_balanced_accuracy`` panel: their names never
+overlap). The order is the one ranking rule ``imblab compare`` uses too (``imblab.metrics.ranking``):
+without ``--metric``, the CV metric of the runs' protocol (``cv_pr_auc`` under a holdout, ``rcv_pr_auc``
+under repeated CV, ``val_class_balanced_accuracy`` for panel runs).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -17,48 +19,62 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from imblab.errors import ImblabError
-from imblab.panel.metrics import DEFAULT_RANKING_METRIC as PANEL_DEFAULT_METRIC
+from imblab.metrics.ranking import PANEL, REPEATED_CV, RankingRule, default_metric, protocol_of, ranking_rule
 from imblab.panel.metrics import RANKING_USAGE as PANEL_USAGE
-from imblab.panel.metrics import ranking_metric as panel_ranking_metric
-from imblab.registry.gate import metric_direction, rank
 from imblab.registry.versions import workload_of
 from imblab.tracking.layout import ROLE_RUN, TAG_ROLE, TAG_SWEEP, WORKLOAD_BINARY, WORKLOAD_PANEL
 from imblab.tracking.store import find_experiment
 
-DEFAULT_METRICS = {WORKLOAD_BINARY: "test_pr_auc", WORKLOAD_PANEL: PANEL_DEFAULT_METRIC}
+log = logging.getLogger(__name__)
 # What trains a run of each workload, for messages.
 COMMANDS = {WORKLOAD_BINARY: "imblab train", WORKLOAD_PANEL: "imblab panel"}
 
 
 @dataclass(frozen=True)
 class Ranking:
-    """The ranking metric and what it implies: its base (gated as ``test_<base>``), direction, workload."""
+    """The ranking rule and the workload it ranks (binary or panel)."""
 
-    metric: str
-    base: str
-    higher_is_better: bool
+    rule: RankingRule
     workload: str
 
+    @property
+    def metric(self) -> str:
+        return self.rule.metric
 
-def ranking(metric: str | None, workload: str | None = None) -> Ranking:
-    """Read ``--metric`` (binary or panel); without one, the default of ``workload``."""
+    @property
+    def base(self) -> str:
+        return self.rule.base
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.rule.higher_is_better
+
+    @property
+    def protocol(self) -> str:
+        return self.rule.protocol
+
+
+def ranking(metric: str | None, workload: str | None = None, protocol: str | None = None) -> Ranking:
+    """Read ``--metric`` (binary or panel) for runs of ``workload`` / ``protocol`` (None: not known yet);
+    without a metric, the rule's default for them."""
     if metric is None:
         if workload is None:
             raise ValueError("ranking() needs a metric or a workload")
-        metric = DEFAULT_METRICS[workload]
+        if workload == WORKLOAD_PANEL:
+            return Ranking(ranking_rule(None, PANEL), WORKLOAD_PANEL)
+        return Ranking(ranking_rule(None, protocol or "holdout"), WORKLOAD_BINARY)
     try:
-        base, higher = metric_direction(metric)
-        found = Ranking(metric, base, higher, WORKLOAD_BINARY)
+        found = Ranking(ranking_rule(metric, None if protocol == PANEL else protocol), WORKLOAD_BINARY)
     except ImblabError as binary_error:
         try:
-            base, higher = panel_ranking_metric(metric)
+            found = Ranking(ranking_rule(metric, PANEL), WORKLOAD_PANEL)
         except ImblabError:
             raise ImblabError(f"{binary_error}. For panel runs, {PANEL_USAGE}") from None
-        found = Ranking(metric, base, higher, WORKLOAD_PANEL)
     if workload is not None and found.workload != workload:
+        default = default_metric(PANEL if workload == WORKLOAD_PANEL else protocol or "holdout")
         raise ImblabError(
             f"--metric {metric} ranks {found.workload} models, but the run is a {workload} model; "
-            f"use a {workload} metric such as {DEFAULT_METRICS[workload]}"
+            f"use a {workload} metric such as {default}"
         )
     return found
 
@@ -115,29 +131,45 @@ def best_run(
     if given is None and len(workloads) > 1:
         raise ImblabError(
             f"{scope} holds both binary and panel runs; pass --metric to say which to rank "
-            f"(e.g. {DEFAULT_METRICS[WORKLOAD_BINARY]} or {DEFAULT_METRICS[WORKLOAD_PANEL]})"
+            f"(e.g. {default_metric('holdout')} or {default_metric(PANEL)})"
         )
-    chosen = given or ranking(None, workloads[0])
-    runs = [r for r in runs if workload_of(r) == chosen.workload]
+    workload = given.workload if given else workloads[0]
+    runs = [r for r in runs if workload_of(r) == workload]
     if not runs:
         raise ImblabError(
-            f"--metric {chosen.metric} ranks {chosen.workload} runs and {scope} has none; "
-            f"run `{COMMANDS[chosen.workload]}` first or pick another experiment"
+            f"--metric {metric} ranks {workload} runs and {scope} has none; "
+            f"run `{COMMANDS[workload]}` first or pick another experiment"
         )
+    if workload == WORKLOAD_BINARY:
+        protocols = sorted({protocol_of(r.data.tags) for r in runs})
+        if given is None and len(protocols) > 1:
+            raise ImblabError(
+                f"{scope} holds both holdout and repeated-CV runs, which are ranked on different estimates "
+                f"(a test set vs outer folds); pass --sweep ID, or --metric {default_metric(REPEATED_CV)} "
+                f"to rank the repeated-CV runs ({default_metric('holdout')}: the holdout runs)"
+            )
+        protocol = given.protocol if given and len(protocols) > 1 else protocols[0]
+        runs = [r for r in runs if protocol_of(r.data.tags) == protocol]
+        chosen = ranking(metric, workload, protocol)
+    else:
+        chosen = given or ranking(None, workload)
     models = ready_models(exp.experiment_id)
-    ranked = rank(
-        (
-            Candidate(r, models[r.info.run_id], float(r.data.metrics.get(chosen.metric, math.nan)), chosen)
-            for r in runs
-            if r.info.run_id in models
-        ),
-        chosen.higher_is_better,
+    candidates = [
+        Candidate(r, models[r.info.run_id], float(r.data.metrics.get(chosen.metric, math.nan)), chosen)
+        for r in runs
+        if r.info.run_id in models
+    ]
+    ranked = chosen.rule.rank(
+        candidates, lambda c: c.run.data.metrics, lambda c: c.start_time, lambda c: c.run_id
     )
     if not ranked:
         raise ImblabError(
             f"no run in {scope} has both metric {chosen.metric!r} and a logged model; train with "
             "tracking.log_model=true, or pick a logged metric (`imblab runs` lists them)"
         )
+    warning = chosen.rule.warning(len(ranked))
+    if warning:
+        log.warning("%s", warning)
     return ranked[0]
 
 
@@ -158,5 +190,6 @@ def chosen_run(client: MlflowClient, run_id: str, metric: str | None = None) -> 
     model = ready_models(run.info.experiment_id).get(run_id)
     if model is None:
         raise ImblabError(f"run {run_id} logged no model; train with tracking.log_model=true")
-    chosen = ranking(metric, workload_of(run))
+    workload = workload_of(run)
+    chosen = ranking(metric, workload, protocol_of(run.data.tags) if workload == WORKLOAD_BINARY else PANEL)
     return Candidate(run, model, float(run.data.metrics.get(chosen.metric, math.nan)), chosen)

@@ -1,13 +1,17 @@
-"""A sweep's runs side by side: their stored scores, with bootstrap CIs and a paired comparison.
+"""A sweep's runs side by side, ranked by the shared rule (``imblab.metrics.ranking``), each against the best.
 
-Every run of a sweep is scored on the same test rows, so the rows are resampled *once* and the same
-resamples are reused for every variant (``imblab.metrics.bootstrap`` describes the scheme): the
-fraction of resamples in which a variant beats the best run says whether a gap is more than noise.
+Select on cross-validation, confirm on test. The best run is the first by the ranking rule (by default
+the CV metric); every other run is compared with it on paired data:
 
-A sweep that is still running is compared only on request (``partial``); one that ended before every
-job finished is compared, marked incomplete, with its unfinished job runs listed. Comparing every run
-of an experiment keeps the newest run of each variant (``imblab.report.variants``), so a rerun sweep
-does not show each variant twice.
+- **holdout** runs are scored on the same test rows, so the rows are resampled *once* and the same
+  resamples are reused for every variant (``imblab.metrics.bootstrap`` describes the scheme): the test
+  metrics get 95% percentile CIs, and the fraction of resamples in which a variant beats the best run
+  says whether a gap is more than noise;
+- **repeated-CV** runs have no test set but share their outer folds, so each variant's per-fold
+  difference from the best gets the corrected resampled t interval and p-value (Nadeau and Bengio,
+  ``imblab.metrics.resampled.paired_corrected_t``).
+
+Which runs are compared and their stored scores: ``imblab.report.sweeps``.
 """
 
 from __future__ import annotations
@@ -16,12 +20,10 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from mlflow.entities import Run
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 from numpy.typing import NDArray
 
 from imblab.errors import ImblabError
@@ -32,13 +34,18 @@ from imblab.metrics.bootstrap import (
     resample_weights,
     weighted_metrics,
 )
-from imblab.metrics.costs import Costs
-from imblab.metrics.names import LOWER_IS_BETTER, bootstrap_metric
-from imblab.report.variants import labels, newest_per_variant
-from imblab.tracking.artifacts import read_scores, read_threshold
-from imblab.tracking.layout import ROLE_RUN, ROLE_SWEEP, TAG_DATA_FINGERPRINT, TAG_ROLE, TAG_SWEEP
-from imblab.tracking.store import client_for, find_experiment
-from imblab.tracking.sweeps import SweepProgress, sweep_progress
+from imblab.metrics.names import BOOT_METRICS, METRICS, bootstrap_metric
+from imblab.metrics.ranking import HOLDOUT, REPEATED_CV, RankingRule, ranking_rule
+from imblab.metrics.resampled import paired_corrected_t
+from imblab.report.sweeps import (  # noqa: F401  (re-exported: the comparison's public API)
+    ALL_RUNS,
+    RunScores,
+    Sweep,
+    check_same_folds,
+    check_same_test_set,
+    latest_sweep_id,
+    load_sweep,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,246 +60,53 @@ DEFAULT_METRICS: tuple[str, ...] = (
     "expected_cost",
     "net_saving",
 )
-SPLIT_PARAMS = ("split.kind", "split.test_size", "split.seed")
-ALL_RUNS = "all"
 _MAX_CELLS = 4_000_000  # resamples x rows held in memory at once (32 MB of float64 weights)
+# What a row's scores are called in the table (test_<m>, rcv_<m>) under each protocol.
+SCORE_PREFIX = {HOLDOUT: "test", REPEATED_CV: "rcv"}
 
 
-# --------------------------------------------------------------------------------------------------
-# Loading a sweep from MLflow
-# --------------------------------------------------------------------------------------------------
+def comparison_rule(metric: str | None, protocol: str) -> RankingRule:
+    """The ranking rule of ``imblab compare --metric`` on runs of ``protocol`` (None: the CV default).
 
-
-@dataclass
-class RunScores:
-    """One training run with the stored scores the comparison is computed from."""
-
-    run_id: str
-    run_name: str
-    label: str  # "sampler × model × policy", unique within a sweep
-    tags: dict[str, str]
-    params: dict[str, str]
-    metrics: dict[str, float]  # as logged in MLflow (cv_*, test_*)
-    threshold: float  # the frozen decision threshold
-    costs: Costs  # the costs this run reports expected cost / net saving under
-    oof: pd.DataFrame  # out-of-fold training scores: row, fold, y_true, score
-    test: pd.DataFrame  # test scores: row, y_true, score, decision
-
-    @property
-    def sampler(self) -> str:
-        return self.tags.get("sampler", "?")
-
-    @property
-    def model(self) -> str:
-        return self.tags.get("model", "?")
-
-    @property
-    def policy(self) -> str:
-        return self.tags.get("threshold_policy", "?")
-
-
-@dataclass
-class Sweep:
-    """The runs compared: the finished children of one sweep, or all finished runs of an experiment."""
-
-    experiment: str
-    experiment_id: str
-    sweep_id: str | None  # the parent run id; None when comparing all runs of the experiment
-    tracking_uri: str
-    runs: list[RunScores]
-    progress: SweepProgress | None = None  # how far the sweep got; None when comparing all runs
-    reruns_left_out: int = 0  # older runs of a variant that was run again
-
-    @property
-    def name(self) -> str:
-        return f"{self.experiment}-{self.sweep_id or ALL_RUNS}"
-
-    @property
-    def state(self) -> str:
-        """'complete'; 'partial' (still running: the runs finished so far); 'incomplete' (it ended
-        before every job finished); 'all runs' when comparing the experiment's finished runs."""
-        if self.progress is None:
-            return "all runs"
-        if self.progress.complete:
-            return "complete"
-        return "partial" if self.progress.running else "incomplete"
-
-    @property
-    def y_test(self) -> NDArray[np.int64]:
-        return self.runs[0].test["y_true"].to_numpy(dtype=np.int64)
-
-    def run(self, run_id: str) -> RunScores:
-        return next(r for r in self.runs if r.run_id == run_id)
-
-
-def latest_sweep_id(client: MlflowClient, experiment_id: str) -> str | None:
-    """The most recently started sweep parent run of the experiment, if any."""
-    parents = client.search_runs(
-        [experiment_id],
-        f"tags.`{TAG_ROLE}` = '{ROLE_SWEEP}'",
-        max_results=1,
-        order_by=["attributes.start_time DESC"],
-    )
-    return parents[0].info.run_id if parents else None
-
-
-def _sweep_parent(client: MlflowClient, sweep_id: str) -> Run:
-    try:
-        parent = client.get_run(sweep_id)
-    except MlflowException as exc:
-        raise ImblabError(
-            f"no run {sweep_id!r} in the tracking store: {exc.message}. "
-            "Pass the parent run id of a sweep (see `imblab runs`, column sweep_id)"
-        ) from None
-    role = parent.data.tags.get(TAG_ROLE)
-    if role != ROLE_SWEEP:
-        hint = f" it belongs to sweep {parent.data.tags[TAG_SWEEP]}." if TAG_SWEEP in parent.data.tags else ""
-        raise ImblabError(
-            f"run {sweep_id} is not a sweep parent ({TAG_ROLE}={role!r});{hint} "
-            "Pass the parent run id of an `imblab train -m` sweep, or --sweep all"
-        )
-    return parent
-
-
-def _load_run(run: Run, label: str) -> RunScores:
-    oof, test = read_scores(run)
-    costs = read_threshold(run).get("costs", {})
-    metrics = dict(run.data.metrics)
-    # The logged metric keeps full float precision; the tag is a 6-digit rendering of it.
-    threshold = metrics.get("test_threshold", float(run.data.tags.get("threshold", "nan")))
-    if math.isnan(threshold):
-        raise ImblabError(f"run {run.info.run_id} has no test_threshold metric nor threshold tag; re-run it")
-    return RunScores(
-        run_id=run.info.run_id,
-        run_name=run.info.run_name or run.info.run_id,
-        label=label,
-        tags=dict(run.data.tags),
-        params=dict(run.data.params),
-        metrics=metrics,
-        threshold=float(threshold),
-        costs=Costs(**costs),
-        oof=oof,
-        test=test,
-    )
-
-
-def load_sweep(
-    experiment: str | None = None,
-    sweep: str | None = None,
-    tracking_uri: str | None = None,
-    partial: bool = False,
-    keep_reruns: bool = False,
-) -> Sweep:
-    """The finished runs of a sweep, with their stored out-of-fold and test scores.
-
-    ``sweep``: a sweep parent run id; ``"all"`` for every finished run of the experiment; None for
-    the experiment's most recent sweep, or all its finished runs when it has no sweep. With a sweep
-    id and no ``experiment``, the experiment is the parent run's. A sweep still running raises
-    ImblabError unless ``partial``. Of several runs of one variant only the newest is kept unless
-    ``keep_reruns``. Raises ImblabError when the runs were not all scored on the same test rows (a
-    paired comparison needs that).
+    A bare ``<m>`` means ``test_<m>`` under a holdout (as before) and ``rcv_<m>`` under repeated CV.
+    Under a holdout the base metric must be one the test bootstrap computes.
     """
-    client = client_for(tracking_uri)
-    sweep_id: str | None = None
-    parent: Run | None = None
-    if sweep and sweep != ALL_RUNS:
-        parent = _sweep_parent(client, sweep)
-        sweep_id = parent.info.run_id
-        exp = (
-            find_experiment(client, experiment)
-            if experiment
-            else client.get_experiment(parent.info.experiment_id)
-        )
-    else:
-        exp = find_experiment(client, experiment or "imblab")
-        if sweep is None:
-            sweep_id = latest_sweep_id(client, exp.experiment_id)
-            parent = client.get_run(sweep_id) if sweep_id else None
-    progress = sweep_progress(client, parent) if parent else None
-    if progress and progress.running and not partial:
-        raise ImblabError(
-            f"sweep {sweep_id} is still running ({progress.finished} of {progress.expected} children "
-            "finished); rerun when it ends or pass --partial"
-        )
-
-    filters = [f"tags.`{TAG_ROLE}` = '{ROLE_RUN}'"]
-    if sweep_id:
-        filters.append(f"tags.`{TAG_SWEEP}` = '{sweep_id}'")
-    candidates = client.search_runs(
-        [exp.experiment_id], " and ".join(filters), max_results=5000, order_by=["attributes.start_time ASC"]
-    )
-    found = [r for r in candidates if r.info.status == "FINISHED"]
-    if len(found) < len(candidates):
-        log.warning(
-            "leaving out %d run(s) that did not finish (FAILED, KILLED or still RUNNING)",
-            len(candidates) - len(found),
-        )
-    found, reruns = (found, 0) if keep_reruns else newest_per_variant(found)
-    if reruns:
-        log.info("leaving out %d older run(s) of variants run again (--all-runs keeps them)", reruns)
-    if not found:
-        where = f"sweep {sweep_id}" if sweep_id else f"experiment {exp.name!r}"
-        if sweep_id and sweep is None:
-            where = f"the latest sweep of experiment {exp.name!r} ({sweep_id})"
-        raise ImblabError(
-            f"{where} has no FINISHED training runs to compare; wait for the sweep to finish, "
-            "check `imblab runs --all`, or pick another --sweep ID (or --sweep all) / --experiment"
-        )
-
-    runs = [_load_run(run, label) for run, label in zip(found, labels(found), strict=True)]
-    result = Sweep(exp.name, exp.experiment_id, sweep_id, client.tracking_uri, runs, progress, reruns)
-    check_same_test_set(result)
-    return result
-
-
-def check_same_test_set(sweep: Sweep) -> None:
-    """Raise ImblabError unless every run was scored on the same data, split and test rows."""
-    ref = sweep.runs[0]
-
-    def identity(r: RunScores) -> tuple[str, ...]:
-        return (r.tags.get(TAG_DATA_FINGERPRINT, "?"), *(r.params.get(p, "?") for p in SPLIT_PARAMS))
-
-    for other in sweep.runs[1:]:
-        same_rows = (
-            len(other.test) == len(ref.test)
-            and np.array_equal(other.test["row"].to_numpy(), ref.test["row"].to_numpy())
-            and np.array_equal(other.test["y_true"].to_numpy(), ref.test["y_true"].to_numpy())
-        )
-        if identity(other) == identity(ref) and same_rows:
-            continue
-        keys = (TAG_DATA_FINGERPRINT, *SPLIT_PARAMS)
-        diffs = [
-            f"{k}: {a} vs {b}" for k, a, b in zip(keys, identity(ref), identity(other), strict=True) if a != b
-        ] or ["the stored test rows differ"]
-        raise ImblabError(
-            f"runs {ref.run_name!r} ({ref.run_id[:8]}) and {other.run_name!r} ({other.run_id[:8]}) were "
-            f"tested on different test sets ({'; '.join(diffs)}), so a paired bootstrap comparison is "
-            "meaningless. Compare the runs of one sweep (--sweep ID), or keep runs on other data or "
-            "splits in their own experiment"
-        )
-
-
-# --------------------------------------------------------------------------------------------------
-# The comparison
-# --------------------------------------------------------------------------------------------------
+    if metric in METRICS:
+        metric = f"{SCORE_PREFIX[protocol]}_{metric}"
+    rule = ranking_rule(metric, protocol)
+    if protocol == HOLDOUT and rule.base not in BOOT_METRICS:
+        bootstrap_metric(f"test_{rule.base}")  # its error names the metrics that can be compared
+    return rule
 
 
 @dataclass
 class Comparison:
-    """Bootstrap comparison of a sweep's runs; ``table`` has one row per run, best first."""
+    """A comparison of a sweep's runs; ``table`` has one row per run, best first."""
 
     sweep: Sweep
-    metric: str  # ranking metric without prefix, e.g. "pr_auc"
-    metrics: list[str]  # metrics with CIs in the table, ranking metric first
-    n_boot: int
+    metric: str  # ranking metric without prefix, e.g. "pr_auc": the paired differences are in it
+    metrics: list[str]  # metrics with intervals in the table, ranking metric first
+    n_boot: int  # bootstrap resamples (holdout); 0 under repeated CV
     seed: int
     best_run_id: str
     table: pd.DataFrame
-    samples: dict[str, dict[str, NDArray[np.float64]]] = field(repr=False)  # run_id -> metric -> values
+    # holdout: run_id -> metric -> bootstrap values; repeated CV: run_id -> metric -> per-fold values
+    samples: dict[str, dict[str, NDArray[np.float64]]] = field(repr=False)
+    rule: RankingRule  # how the runs were ranked
+    notes: list[str] = field(default_factory=list)  # warnings every format repeats
 
     @property
     def higher_is_better(self) -> bool:
-        return self.metric not in LOWER_IS_BETTER
+        return METRICS[self.metric].higher_is_better
+
+    @property
+    def protocol(self) -> str:
+        return self.sweep.protocol
+
+    @property
+    def score_prefix(self) -> str:
+        """``test`` (holdout: bootstrap CIs on the test rows) or ``rcv`` (repeated CV: outer folds)."""
+        return SCORE_PREFIX[self.protocol]
 
 
 def check_n_boot(n_boot: object) -> int:
@@ -302,20 +116,53 @@ def check_n_boot(n_boot: object) -> int:
     return n_boot
 
 
+def compare(sweep: Sweep, metric: str | None = None, **options: Any) -> Comparison:
+    """The comparison the sweep's protocol calls for: bootstrap over test rows (``bootstrap_table``), or
+    paired outer folds (``folds_table``). ``options``: ``metrics``; ``n_boot``, ``seed`` (bootstrap only)."""
+    if sweep.protocol == REPEATED_CV:
+        return folds_table(sweep, metric, options.get("metrics", DEFAULT_METRICS))
+    return bootstrap_table(sweep, metric, **options)
+
+
+def _ranked(sweep: Sweep, rule: RankingRule) -> tuple[list[RunScores], list[str]]:
+    """The sweep's runs best first by ``rule`` (runs without the metric last), and the rule's warning."""
+    ranked = sorted(sweep.runs, key=lambda r: rule.key(r.metrics, r.start_time, r.run_id))
+    notes = [w for w in [rule.warning(len(ranked))] if w]
+    for note in notes:
+        log.warning("%s", note)
+    return ranked, notes
+
+
+def _identity(rank: int, r: RunScores) -> dict[str, object]:
+    return {
+        "rank": rank,
+        "variant": r.label,
+        "run_name": r.run_name,
+        "run_id": r.run_id,
+        "sampler": r.sampler,
+        "model": r.model,
+        "threshold_policy": r.policy,
+        "tuning": r.tags.get("tuning", "none"),
+        "threshold": r.threshold,
+    }
+
+
 def bootstrap_table(
     sweep: Sweep,
-    metric: str = "test_pr_auc",
+    metric: str | None = None,
     n_boot: int = 1000,
     seed: int = 0,
     metrics: Sequence[str] = DEFAULT_METRICS,
 ) -> Comparison:
     """Test metrics with 95% percentile bootstrap CIs and a paired comparison against the best run.
 
-    The best run is the one with the best test ``metric`` on the full test set. For every run the
-    table gives, on the same resamples, the difference ``run - best`` with its 95% CI and
-    ``p_beats_best``: the fraction of resamples in which the run is strictly better than the best.
+    The best run is the first by the ranking rule of ``metric`` (default ``cv_pr_auc``; ``test_<m>`` or
+    a bare ``<m>`` rank on the test set). For every run the table gives, on the same resamples, the
+    difference ``run - best`` in test ``<m>`` with its 95% CI and ``p_beats_best``: the fraction of
+    resamples in which the run is strictly better than the best.
     """
-    key = bootstrap_metric(metric).base
+    rule = comparison_rule(metric, HOLDOUT)
+    key = rule.base
     check_n_boot(n_boot)
     shown = list(dict.fromkeys([key, *(bootstrap_metric(m).base for m in metrics)]))
     y = sweep.y_test
@@ -339,22 +186,12 @@ def bootstrap_table(
                 samples[r.run_id][m].append(v)
     boot = {rid: {m: np.concatenate(v) for m, v in per.items()} for rid, per in samples.items()}
 
-    sign = -1.0 if key in LOWER_IS_BETTER else 1.0
-    # Stable sort on the sweep's run order, so ties (e.g. policies picking the same threshold) keep it.
-    ranked = sorted(sweep.runs, key=lambda r: -sign * _nan_last(point[r.run_id][key], sign))
+    sign = 1.0 if rule.higher_is_better else -1.0
+    ranked, notes = _ranked(sweep, rule)
     best = ranked[0].run_id
     rows = []
     for rank, r in enumerate(ranked, start=1):
-        row: dict[str, object] = {
-            "rank": rank,
-            "variant": r.label,
-            "run_name": r.run_name,
-            "run_id": r.run_id,
-            "sampler": r.sampler,
-            "model": r.model,
-            "threshold_policy": r.policy,
-            "tuning": r.tags.get("tuning", "none"),
-            "threshold": r.threshold,
+        row = _identity(rank, r) | {
             "cv_pr_auc": r.metrics.get("cv_pr_auc", np.nan),
             "cv_pr_auc_fold_se": r.metrics.get("cv_pr_auc_fold_se", np.nan),
         }
@@ -367,12 +204,55 @@ def bootstrap_table(
         row["diff_vs_best"] = point[r.run_id][key] - point[best][key]
         row.update(paired_stats(diff, sign, is_best=r.run_id == best))
         rows.append(row)
-    return Comparison(sweep, key, shown, n_boot, seed, best, pd.DataFrame(rows), boot)
+    return Comparison(sweep, key, shown, n_boot, seed, best, pd.DataFrame(rows), boot, rule, notes)
+
+
+def folds_table(
+    sweep: Sweep, metric: str | None = None, metrics: Sequence[str] = DEFAULT_METRICS
+) -> Comparison:
+    """Repeated-CV runs on their shared outer folds: each run's ``rcv_<m>`` with its logged corrected
+    interval and, against the best run (ranking rule, default ``rcv_pr_auc``), the mean per-fold
+    difference ``run - best`` with its corrected resampled t interval and two-sided p-value.
+
+    ``p_ties_best`` is 1 when the two runs are equal in every fold (e.g. two policies of one fitted
+    model on a threshold-free metric), so the shared verdict says 'tied'.
+    """
+    rule = comparison_rule(metric, REPEATED_CV)
+    key = rule.base
+    shown = list(dict.fromkeys([key, *metrics]))
+    ranked, notes = _ranked(sweep, rule)
+    best = ranked[0]
+    level = float(best.params.get("evaluation.level", 0.95))
+    values = {r.run_id: {m: r.folds[m].to_numpy(dtype=np.float64) for m in shown} for r in sweep.runs}
+    n_train, n_test = best.folds["n_train"], best.folds["n_test"]
+    rows = []
+    for rank, r in enumerate(ranked, start=1):
+        row = _identity(rank, r) | {"n_folds": len(r.folds)}
+        for m in shown:
+            row.update(
+                {
+                    f"rcv_{m}": r.metrics.get(f"rcv_{m}", np.nan),
+                    f"rcv_{m}_lo": r.metrics.get(f"rcv_{m}_ci_low", np.nan),
+                    f"rcv_{m}_hi": r.metrics.get(f"rcv_{m}_ci_high", np.nan),
+                }
+            )
+        mine, theirs = values[r.run_id][key], values[best.run_id][key]
+        test = paired_corrected_t(mine, theirs, n_train, n_test, level)
+        same = r.run_id == best.run_id
+        row.update(
+            {
+                "diff_vs_best": test.mean,
+                "diff_vs_best_lo": test.low,
+                "diff_vs_best_hi": test.high,
+                "diff_vs_best_se": test.se,
+                "p_value": math.nan if same else test.p_value,
+                "p_ties_best": math.nan if same else float(np.array_equal(mine, theirs, equal_nan=True)),
+                "is_best": same,
+            }
+        )
+        rows.append(row)
+    return Comparison(sweep, key, shown, 0, 0, best.run_id, pd.DataFrame(rows), values, rule, notes)
 
 
 def _scores(run: RunScores) -> NDArray[np.float64]:
     return run.test["score"].to_numpy(dtype=np.float64)
-
-
-def _nan_last(value: float, sign: float) -> float:
-    return -sign * math.inf if math.isnan(value) else value

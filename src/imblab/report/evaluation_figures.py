@@ -5,11 +5,16 @@ Object-oriented matplotlib only (no pyplot state), like ``imblab.report.figures`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.calibration import CalibrationDisplay
 from sklearn.metrics import brier_score_loss
+
+if TYPE_CHECKING:
+    from imblab.report.comparison import Comparison
 
 # Outer-fold metrics shown side by side (all in [0, 1], so they share one axis).
 FOLD_METRICS = ("pr_auc", "roc_auc", "precision", "recall", "f1", "balanced_accuracy", "brier")
@@ -78,4 +83,26 @@ def outer_folds_figure(table: pd.DataFrame, summary: dict[str, float], prefix: s
     ax.set_title(
         f"{len(table)} outer folds: values (dots), mean and corrected 95% interval (black)", fontsize=9
     )
+    return fig
+
+
+def fold_differences_figure(comparison: Comparison) -> Figure:
+    """Repeated-CV comparison: every run's per-fold difference from the best run (dots) with the mean and
+    its corrected 95% interval, so a gap carried by one or two folds is visible."""
+    t, m = comparison.table, comparison.metric
+    best = comparison.samples[comparison.best_run_id][m]
+    fig = Figure(figsize=(8, 0.45 * len(t) + 1.6), layout="constrained")
+    ax = fig.subplots()
+    ypos = np.arange(len(t))[::-1]
+    jitter = np.random.default_rng(0).uniform(-0.15, 0.15, len(best))  # fixed: reproducible figure
+    for yy, (_, r) in zip(ypos, t.iterrows(), strict=True):
+        diff = comparison.samples[r["run_id"]][m] - best
+        ax.plot(diff, yy + jitter, "o", color="C0", alpha=0.35, ms=3)
+        mean, lo, hi = r["diff_vs_best"], r["diff_vs_best_lo"], r["diff_vs_best_hi"]
+        if np.isfinite([mean, lo, hi]).all():
+            ax.errorbar(mean, yy, xerr=[[mean - lo], [hi - mean]], fmt="D", color="black", capsize=4)
+    ax.axvline(0.0, ls=":", color="grey")
+    ax.set_yticks(ypos, list(t["variant"]), fontsize=8)
+    ax.set_xlabel(f"{m.replace('_', ' ')}: run minus best, per outer fold (mean, corrected 95% interval)")
+    ax.set_title(f"Paired differences from the best run over {len(best)} outer folds", fontsize=10)
     return fig

@@ -194,19 +194,21 @@ def _short(label: str) -> str:
 def ci_figure(comparison: Comparison) -> Figure:
     """The ranking metric of every run with its 95% CI; the best run's value as a reference line."""
     t = comparison.table
-    m = comparison.metric
+    m, p = comparison.metric, comparison.score_prefix
+    what = "test" if p == "test" else "mean over the CV folds"
+    interval = "95% bootstrap CI" if p == "test" else "95% corrected t interval"
     styles = run_styles(comparison)
     fig = Figure(figsize=(8, 0.45 * len(t) + 1.4), layout="constrained")
     ax = fig.subplots()
     ypos = np.arange(len(t))[::-1]
     for yy, (_, r) in zip(ypos, t.iterrows(), strict=True):
-        v, lo, hi = r[f"test_{m}"], r[f"test_{m}_lo"], r[f"test_{m}_hi"]
+        v, lo, hi = r[f"{p}_{m}"], r[f"{p}_{m}_lo"], r[f"{p}_{m}_hi"]
         color, _, marker = styles[r["run_id"]]
         ax.errorbar(v, yy, xerr=[[v - lo], [hi - v]], fmt=marker, color=color, mec="black", capsize=3)
-    ax.axvline(t.iloc[0][f"test_{m}"], ls=":", color="grey")
+    ax.axvline(t.iloc[0][f"{p}_{m}"], ls=":", color="grey")
     ax.set_yticks(ypos, [f"{r['variant']}  ({verdict(comparison, r)})" for _, r in t.iterrows()], fontsize=8)
-    ax.set_xlabel(f"test {nice(m)} (95% bootstrap CI)")
-    ax.set_title(f"test {nice(m)} by variant", fontsize=10)
+    ax.set_xlabel(f"{what} {nice(m)} ({interval})")
+    ax.set_title(f"{what} {nice(m)} by variant", fontsize=10)
     return fig
 
 
@@ -235,16 +237,23 @@ def policy_markers(policies: list[str]) -> dict[str, str]:
 def curve_groups(comparison: Comparison) -> list[tuple[str, list[RunScores]]]:
     """The ranked runs grouped by their test scores: policies on one fitted model share one curve (and
     so one colour); each group named by its runs' label without the policy."""
-    groups: list[tuple[np.ndarray, str, list[RunScores]]] = []
+    groups: list[tuple[np.ndarray | str, str, list[RunScores]]] = []
     for run in _ranked_runs(comparison):
-        s = run.test["score"].to_numpy()
-        group = next((g for g in groups if np.array_equal(g[0], s)), None)
+        head = run.label.partition(f" × {run.policy}")[0] or run.label
+        # Repeated-CV runs keep no test scores: policies of one sampler × model share its fits.
+        key = run.test["score"].to_numpy() if run.test is not None else head
+        group = next((g for g in groups if _same(g[0], key)), None)
         if group is None:
-            head, _, _ = run.label.partition(f" × {run.policy}")
-            groups.append((s, head or run.label, [run]))
+            groups.append((key, head, [run]))
         else:
             group[2].append(run)
     return [(name, runs) for _, name, runs in groups]
+
+
+def _same(a: np.ndarray | str, b: np.ndarray | str) -> bool:
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    return np.array_equal(a, b)
 
 
 def run_styles(comparison: Comparison) -> dict[str, tuple[str, str, str]]:
@@ -355,7 +364,11 @@ def cost_curves_figure(comparison: Comparison) -> Figure:
 
 
 def figures(comparison: Comparison) -> dict[str, Figure]:
-    """Every report figure by file stem, in report order."""
+    """Every report figure by file stem, in report order (repeated CV: the folds, no test rows)."""
+    if comparison.score_prefix == "rcv":
+        from imblab.report.evaluation_figures import fold_differences_figure
+
+        return {"ci": ci_figure(comparison), "fold_differences": fold_differences_figure(comparison)}
     return {
         "ci": ci_figure(comparison),
         "pr_curves": pr_curves_figure(comparison),

@@ -28,7 +28,8 @@ from imblab.report.render import (
 from imblab.tracking.layout import REPORT_DIR
 
 _CAPTIONS = {
-    "ci": "Test metric with 95% bootstrap CI per variant",
+    "ci": "Ranking metric with its 95% interval per variant (test: bootstrap; repeated CV: corrected t)",
+    "fold_differences": "Per-fold differences from the best run, with their mean and corrected 95% interval",
     "pr_curves": "Precision-recall and ROC curves on the test set (colour: fitted model; marker: policy)",
     "confusion_matrices": "Confusion matrices on the test set at each run's frozen threshold",
     "cost_vs_threshold": "Expected cost and net saving per lot versus threshold "

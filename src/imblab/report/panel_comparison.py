@@ -31,7 +31,8 @@ from imblab.metrics.panel_bootstrap import (
     person_sums,
     person_weights,
 )
-from imblab.panel.metrics import RANKING_METRICS, WAGE_METRICS, ranking_metric, slug
+from imblab.metrics.ranking import PANEL, ranking_rule
+from imblab.panel.metrics import RANKING_METRICS, WAGE_METRICS, slug
 from imblab.report.comparison import check_n_boot
 from imblab.report.panel_runs import FLOOR_MODEL, PanelRun, PanelSelection
 from imblab.report.render import verdict
@@ -89,7 +90,8 @@ def panel_comparison(
     selection: PanelSelection, metric: str = DEFAULT_METRIC, n_boot: int = 1000, seed: int = 0
 ) -> PanelComparison:
     """Rank the selection's runs by ``metric`` and bootstrap their test metrics over test persons."""
-    base, higher = ranking_metric(metric)
+    rule = ranking_rule(metric, PANEL)
+    base, higher = rule.base, rule.higher_is_better
     check_n_boot(n_boot)
     runs = selection.runs
     ref = runs[0]
@@ -129,20 +131,16 @@ def panel_comparison(
     }
     boot = {rid: {m: v[1:] for m, v in per.items()} for rid, per in values.items()}
 
-    sign = 1.0 if higher else -1.0
     candidates = selection.candidates
-    # Stable: ties keep the selection's order (start time).
-    ranked = sorted(candidates, key=lambda r: -sign * _nan_last(r.metrics[metric], sign))
+    # The shared rule (imblab promote ranks the same way): ties go to val_<m>, then to the newest run.
+    ranked = sorted(candidates, key=lambda r: rule.key(r.metrics, r.start_time, r.run_id))
     best = ranked[0]
     floor = next((r for r in runs if r.model == FLOOR_MODEL), None)
     headline = list(dict.fromkeys([*HEADLINE, base]))  # base is logged, so it is one of shown
     notes = _checks(runs, point, shown)
-    if metric.startswith("test_") and len(candidates) > 2:
-        notes.insert(
-            0,
-            f"ranked by a TEST metric ({metric}) among {len(candidates)} runs: the winner's test score is "
-            f"optimistic (it was picked on the examples that score it); rank by val_{base} for an honest one",
-        )
+    warning = rule.warning(len(candidates))
+    if warning:
+        notes.insert(0, warning)
     for note in notes:
         log.warning("%s", note)
 
@@ -239,7 +237,3 @@ def _checks(runs: list[PanelRun], point: dict[str, dict[str, float]], shown: lis
                 f"differ from the logged ones ({', '.join(off)}); the report uses the recomputed values"
             )
     return notes
-
-
-def _nan_last(value: float, sign: float) -> float:
-    return -sign * math.inf if math.isnan(value) else value

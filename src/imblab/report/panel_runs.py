@@ -64,6 +64,7 @@ class PanelRun:
     predictions: pd.DataFrame  # person, time, y_wage, y_class, wage, class (+ prob_*)
     history: dict[str, list[float]] = field(default_factory=dict)  # per epoch (recurrent models)
     borrowed: bool = False  # a persistence floor from elsewhere in the experiment: shown, never ranked
+    start_time: int = 0  # ms since the epoch (the ranking rule's late tie-break)
 
     @property
     def model(self) -> str:
@@ -320,6 +321,7 @@ def _load_run(client: MlflowClient, run: Run, label: str, borrowed: bool = False
         predictions=frame,
         history=history,
         borrowed=borrowed,
+        start_time=int(run.info.start_time or 0),
     )
 
 

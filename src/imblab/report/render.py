@@ -91,22 +91,27 @@ def verdict(comparison: Comparison, row: pd.Series) -> str:
 
 
 def display_table(comparison: Comparison, extra: Sequence[str] | None = None) -> pd.DataFrame:
-    """The human table (strings): the ranking (``ranking_table``) and, after it, ``extra`` further test
-    metrics with their CIs (default: all of ``comparison.metrics``): one wide table, for a terminal."""
+    """The human table (strings): the ranking (``ranking_table``) and, after it, ``extra`` further
+    metrics with their intervals (default: all of ``comparison.metrics``): one wide table, for a terminal.
+    Holdout runs: test metrics with bootstrap CIs; repeated-CV runs: ``rcv_`` means over the outer folds
+    with corrected intervals."""
     m = comparison.metric
     extra = [x for x in (comparison.metrics[1:] if extra is None else extra) if x != m]
     table = ranking_table(comparison)
+    where = _where(comparison)
     for other in extra:
-        table[f"test {nice(other)}"] = _metric_cells(comparison, other)
+        table[f"{where} {nice(other)}"] = _metric_cells(comparison, other)
     return table
 
 
+def _where(comparison: Comparison) -> str:
+    return "test" if comparison.score_prefix == "test" else "CV folds"
+
+
 def _metric_cells(comparison: Comparison, metric: str) -> list[str]:
-    """``value [lo, hi]`` of a test metric per ranked run, then "—" for every unfinished job."""
-    t = comparison.table
-    cells = [
-        _ci(r[f"test_{metric}"], r[f"test_{metric}_lo"], r[f"test_{metric}_hi"]) for _, r in t.iterrows()
-    ]
+    """``value [lo, hi]`` of a metric per ranked run, then "—" for every unfinished job."""
+    t, p = comparison.table, comparison.score_prefix
+    cells = [_ci(r[f"{p}_{metric}"], r[f"{p}_{metric}_lo"], r[f"{p}_{metric}_hi"]) for _, r in t.iterrows()]
     return cells + ["—"] * len(_unfinished(comparison))
 
 
@@ -116,26 +121,39 @@ def _unfinished(comparison: Comparison) -> list:
 
 
 def ranking_table(comparison: Comparison) -> pd.DataFrame:
-    """The ranking (strings): threshold, CV PR-AUC, the ranking metric with its 95% CI, the paired
-    difference with the best run, P(beats best) and the verdict; unfinished jobs listed after it."""
-    m = comparison.metric
+    """The ranking (strings): threshold, CV PR-AUC (holdout), the ranking metric with its 95% interval,
+    the paired difference with the best run, P(beats best) (holdout) or the p-value (repeated CV), and
+    the verdict; unfinished jobs listed after it."""
+    m, prefix = comparison.metric, comparison.score_prefix
+    holdout = prefix == "test"
+    where = _where(comparison)
+    ranked_by_other_cv = holdout and comparison.rule.prefix == "cv" and m != "pr_auc"
     rows = []
     for _, r in comparison.table.iterrows():
         best = bool(r["is_best"])
         diff = _ci(r["diff_vs_best"], r["diff_vs_best_lo"], r["diff_vs_best_hi"])
-        rows.append(
-            {
-                "#": int(r["rank"]),
-                "variant": r["variant"],
-                "run": str(r["run_id"])[:8],
-                "threshold": _sig(r["threshold"]),
-                "CV PR-AUC ± se": f"{_num(r['cv_pr_auc'])} ± {_num(r['cv_pr_auc_fold_se'])}",
-                f"test {nice(m)} [95% CI]": _ci(r[f"test_{m}"], r[f"test_{m}_lo"], r[f"test_{m}_hi"]),
-                "Δ vs best [95% CI]": "—" if best else diff,
-                "P(beats best)": "—" if best else _num(r["p_beats_best"], 2),
-                "verdict": verdict(comparison, r),
-            }
-        )
+        row: dict[str, object] = {
+            "#": int(r["rank"]),
+            "variant": r["variant"],
+            "run": str(r["run_id"])[:8],
+            "threshold": _sig(r["threshold"]),
+        }
+        if holdout:
+            row["CV PR-AUC ± se"] = f"{_num(r['cv_pr_auc'])} ± {_num(r['cv_pr_auc_fold_se'])}"
+        if ranked_by_other_cv:
+            row[f"CV {nice(m)}"] = _num(r[f"cv_{m}"])
+        row |= {
+            f"{where} {nice(m)} [95% CI]": _ci(
+                r[f"{prefix}_{m}"], r[f"{prefix}_{m}_lo"], r[f"{prefix}_{m}_hi"]
+            ),
+            "Δ vs best [95% CI]": "—" if best else diff,
+        }
+        if holdout:
+            row["P(beats best)"] = "—" if best else _num(r["p_beats_best"], 2)
+        else:
+            row["p"] = "—" if best else _num(r["p_value"], 3)
+        row["verdict"] = verdict(comparison, r)
+        rows.append(row)
     for run in _unfinished(comparison):
         rows.append(
             {
@@ -151,11 +169,11 @@ def ranking_table(comparison: Comparison) -> pd.DataFrame:
 def _short_table(comparison: Comparison, metrics: Sequence[str], costs: bool) -> pd.DataFrame:
     """'#' and variant of each ranked run (unfinished jobs are listed in the ranking only), then each of
     ``metrics`` as ``value [95% CI]`` (and each run's costs)."""
-    t = comparison.table
+    t, p = comparison.table, comparison.score_prefix
     table = pd.DataFrame({"#": t["rank"].astype(int), "variant": t["variant"]})
     for metric in metrics:
         table[f"{nice(metric)} [95% CI]"] = [
-            _ci(r[f"test_{metric}"], r[f"test_{metric}_lo"], r[f"test_{metric}_hi"]) for _, r in t.iterrows()
+            _ci(r[f"{p}_{metric}"], r[f"{p}_{metric}_lo"], r[f"{p}_{metric}_hi"]) for _, r in t.iterrows()
         ]
     if costs:
         table["costs fn / fp / value / inspection"] = [
@@ -171,12 +189,13 @@ def report_tables(comparison: Comparison) -> list[tuple[str, pd.DataFrame]]:
     others = [x for x in comparison.metrics if x != comparison.metric]
     quality = [x for x in others if x not in MONEY_METRICS]
     money = [x for x in others if x in MONEY_METRICS]
-    tables = [(f"Ranking by test {nice(comparison.metric)}", ranking_table(comparison))]
+    where = "the test set" if comparison.score_prefix == "test" else "the outer CV folds (mean)"
+    tables = [(f"Ranking by {comparison.rule.metric}", ranking_table(comparison))]
     if quality:
         tables.append(
-            ("Test metrics at each run's frozen threshold", _short_table(comparison, quality, False))
+            (f"Metrics on {where} at each run's own threshold", _short_table(comparison, quality, False))
         )
-    tables.append(("Cost and saving per lot on the test set", _short_table(comparison, money, True)))
+    tables.append((f"Cost and saving per lot on {where}", _short_table(comparison, money, True)))
     return tables
 
 
@@ -224,20 +243,48 @@ def status_lines(comparison: Comparison) -> list[str]:
 
 def summary_lines(comparison: Comparison) -> list[str]:
     """What was compared and how to read the table, shared by every format."""
-    sweep = comparison.sweep
-    y = sweep.y_test
+    sweep, rule, m = comparison.sweep, comparison.rule, nice(comparison.metric)
     best = comparison.table.iloc[0]
     source = f"sweep {sweep.sweep_id} ({sweep.state})" if sweep.sweep_id else "all finished runs"
     direction = "higher" if comparison.higher_is_better else "lower"
+    ties = "" if rule.cv_metric == rule.metric else f"{rule.cv_metric}, then "
+    ranked = (
+        f"Ranked by {rule.metric} ({direction} is better; ties: {ties}fewer alarms, then the newest run); "
+        f"best: {best['variant']} (run {best['run_id']})."
+    )
+    notes = [f"WARNING: {note}." for note in comparison.notes]
+    if comparison.score_prefix == "rcv":
+        folds = sweep.runs[0].folds
+        p = sweep.runs[0].params
+        return [
+            *status_lines(comparison),
+            *notes,
+            f"Experiment {sweep.experiment!r}, {source}: {len(sweep.runs)} runs evaluated by repeated CV on "
+            f"the same {len(folds)} outer folds ({p.get('evaluation.repeats', '?')} x "
+            f"{p.get('evaluation.folds', '?')}, evaluation.seed {p.get('evaluation.seed', '?')}, "
+            f"{int(folds['n_test'].min())}-{int(folds['n_test'].max())} test rows per fold). No test set: "
+            "each frozen model was refitted on all rows.",
+            ranked,
+            f"CV folds {m}: the mean over the outer folds with its 95% corrected resampled t interval "
+            "(Nadeau and Bengio: the training sets overlap, so the plain standard error is too small).",
+            f"Δ vs best: the mean per-fold difference (run minus best) in {m}, on the same outer folds, with "
+            "its corrected 95% interval; p: two-sided p-value of no difference; verdict 'within noise': the "
+            "interval contains 0; 'tied': equal in every fold (e.g. two policies on one fitted model).",
+            "Threshold-dependent metrics use the threshold each outer fold's policy chose on that fold's "
+            "training part; the threshold column is the frozen model's (chosen on all rows' out-of-fold "
+            "scores).",
+        ]
+    y = sweep.y_test
     return [
         *status_lines(comparison),
+        *notes,
         f"Experiment {sweep.experiment!r}, {source}: {len(sweep.runs)} runs on the same test set "
         f"({len(y)} rows, {int(y.sum())} positives).",
-        f"Ranked by test {nice(comparison.metric)} ({direction} is better); best: {best['variant']} "
-        f"(run {best['run_id']}).",
-        f"95% percentile CIs from {comparison.n_boot} bootstrap resamples of the test rows (seed "
-        f"{comparison.seed}), the same resamples for every run, so differences are paired.",
-        f"Δ vs best: run minus best in test {nice(comparison.metric)} on each resample; P(beats best): "
+        ranked,
+        f"Test {m} confirms the choice: 95% percentile CIs from {comparison.n_boot} bootstrap resamples of "
+        f"the test rows (seed {comparison.seed}), the same resamples for every run, so differences are "
+        "paired.",
+        f"Δ vs best: run minus best in test {m} on each resample; P(beats best): "
         "fraction of resamples in which the run is strictly better; verdict 'within noise': the CI of Δ "
         "contains 0; 'tied': equal on every resample (e.g. two policies on one fitted model).",
         "Threshold-dependent metrics use each run's frozen threshold, chosen on out-of-fold training "

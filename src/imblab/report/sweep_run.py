@@ -27,7 +27,7 @@ from mlflow.entities import Metric, Param, Run
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 
-from imblab.console.summary import BINARY, PANEL, best_job, next_commands, variant, workload_of
+from imblab.console.summary import BINARY, PANEL, best_job, next_commands, rank_metric, variant, workload_of
 from imblab.secrets import mask
 from imblab.tracking.layout import TAG_BEST_RUN, TAG_ERROR, TAG_SWEEP, TAG_SWEPT_KEYS
 from imblab.tracking.runs import PARAM_LIMIT, TAG_LIMIT
@@ -55,7 +55,7 @@ def key_metrics(run: Run) -> dict[str, float]:
 def metrics_text(run: Run) -> str:
     """``cv_pr_auc 0.2100 · test_pr_auc 0.1900 · ...``: the ranking metric first."""
     metrics = key_metrics(run)
-    rank = workload_of(run).rank_metric
+    rank = rank_metric(run)
     ordered = sorted(metrics, key=lambda k: k != rank)
     return " · ".join(f"{k} {_number(metrics[k])}" for k in ordered)
 
@@ -128,7 +128,7 @@ def sweep_note(
     work = workload_of(best) if best is not None else BINARY
     if best is not None:
         lines += [
-            f"**Best by {work.rank_metric}**: `{best.info.run_name}` ({variant(best)}, run "
+            f"**Best by {rank_metric(best)}**: `{best.info.run_name}` ({variant(best)}, run "
             f"`{best.info.run_id}`), whose key metrics are this run's metrics: {metrics_text(best)}.",
             "",
         ]
@@ -138,7 +138,8 @@ def sweep_note(
     if progress.unfinished:
         lines.append("")
     compare, ui = next_commands(uri, experiment, progress.sweep_id)
-    promote = promote_command(uri, experiment, progress.sweep_id, work.rank_metric)
+    metric = rank_metric(best) if best is not None else work.rank_metric
+    promote = promote_command(uri, experiment, progress.sweep_id, metric)
     lines += [report, "", "Compare (1,000 resamples) and promote the best:", ""]
     lines += [f"    {c}" for c in (compare, promote)]
     lines += ["", f"Every run of this store in the UI: `{ui}`"]
@@ -158,17 +159,22 @@ def comparison_report(uri: str, sweep_id: str, panel: bool, out_dir: str) -> str
         write_panel_report(comparison, out_dir)
         what = "test persons"
     else:
-        from imblab.report.comparison import bootstrap_table, load_sweep
+        from imblab.report.comparison import compare, load_sweep
         from imblab.report.files import write_report
 
-        comparison = bootstrap_table(load_sweep(None, sweep_id, uri), n_boot=SWEEP_N_BOOT)
+        comparison = compare(load_sweep(None, sweep_id, uri), n_boot=SWEEP_N_BOOT)
         write_report(comparison, out_dir)
-        what = "test rows"
+        what = "test rows" if comparison.score_prefix == "test" else "outer folds"
     log_report(comparison, out_dir)
+    ranked = comparison.metric if panel else comparison.rule.metric  # a panel comparison's is as logged
+    intervals = (
+        f"its 95% intervals come from the corrected paired t over the shared {what}"
+        if what == "outer folds"
+        else f"its 95% CIs come from {SWEEP_N_BOOT} bootstrap resamples of the {what}"
+    )
     return (
         f"Report: artifacts `report/report.html` (and `comparison.md`, `comparison.csv`, `plots/`), as "
-        f"`imblab compare` writes it, ranked by test_{comparison.metric}; its 95% CIs come from "
-        f"{SWEEP_N_BOOT} bootstrap resamples of the {what}."
+        f"`imblab compare` writes it, ranked by {ranked}; {intervals}."
     )
 
 

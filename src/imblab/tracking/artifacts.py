@@ -35,6 +35,7 @@ from imblab.tracking.layout import (
     OOF_SCORES,
     PANEL_TEST_PREDICTIONS,
     PLOTS_DIR,
+    RCV_FOLDS_CSV,
     TEST_SCORES,
     THRESHOLD_JSON,
 )
@@ -175,6 +176,16 @@ def read_scores(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
     the artifact cache when they come from a server: ``imblab.tracking.artifact_cache``)."""
     oof, test = _read_parquets(run, OOF_SCORES, TEST_SCORES)
     return oof, test
+
+
+def read_rcv_folds(run: Run) -> pd.DataFrame:
+    """A repeated-CV run's outer-fold table (``RCV_FOLDS_CSV``: step, sizes, threshold, every metric)."""
+    with quiet_downloads():
+        try:
+            with local_artifact(run, RCV_FOLDS_CSV) as local:
+                return pd.read_csv(local).sort_values("step", ignore_index=True)
+        except (MlflowException, OSError, ValueError) as exc:
+            raise _missing(run, RCV_FOLDS_CSV, exc) from None
 
 
 def read_panel_predictions(run: Run) -> pd.DataFrame:

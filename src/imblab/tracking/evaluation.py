@@ -14,7 +14,31 @@ import mlflow
 import pandas as pd
 
 from imblab.tracking.artifacts import log_parquet
-from imblab.tracking.layout import RCV_FOLDS_CSV, RCV_SCORES
+from imblab.tracking.layout import RCV_FOLDS_CSV, RCV_SCORES, TAG_DATA_FINGERPRINT
+
+# What fixes a repeated-CV run's outer folds (with the data fingerprint): runs that agree share them.
+FOLD_PARAMS = ("evaluation.kind", "evaluation.seed", "evaluation.repeats", "evaluation.folds")
+FOLD_COLUMNS = ["step", "n_train", "n_test", "positives_test"]  # of the fold table, checked too
+
+
+def fold_differences(
+    a: tuple[dict[str, str], dict[str, str], pd.DataFrame],
+    b: tuple[dict[str, str], dict[str, str], pd.DataFrame],
+) -> list[str]:
+    """How two repeated-CV runs' outer folds differ, given each run's (tags, params, fold table): the data
+    fingerprint, the evaluation params, else the folds' sizes; empty when they share their folds."""
+    keys = (TAG_DATA_FINGERPRINT, *FOLD_PARAMS)
+    (tags_a, params_a, folds_a), (tags_b, params_b, folds_b) = a, b
+    values_a = (tags_a.get(TAG_DATA_FINGERPRINT, "?"), *(params_a.get(p, "?") for p in FOLD_PARAMS))
+    values_b = (tags_b.get(TAG_DATA_FINGERPRINT, "?"), *(params_b.get(p, "?") for p in FOLD_PARAMS))
+    diffs = [f"{k}: {x} vs {y}" for k, x, y in zip(keys, values_a, values_b, strict=True) if x != y]
+    if not diffs and not folds_a[FOLD_COLUMNS].reset_index(drop=True).equals(
+        folds_b[FOLD_COLUMNS].reset_index(drop=True)
+    ):
+        diffs = [
+            "the outer folds' sizes differ (scores/rcv_folds.csv: step, n_train, n_test, positives_test)"
+        ]
+    return diffs
 
 
 def log_repeated_cv(

@@ -67,6 +67,7 @@ PLOTS_DIR = "plots"
 # rank, feature (after preprocessing), importance, share, kind; only for models that have importances
 FEATURE_IMPORTANCES_CSV = "feature_importances.csv"
 REPORT_DIR = "report"  # a comparison report on a sweep's parent
+PROMOTIONS_DIR = "promotions"  # a promoted run: <model name>-v<version>.json, the full gate decision
 TUNING_DIR = "tuning"  # study summary, trials table and plots on a tuned run
 
 # The panel workload (imblab panel): its runs carry TAG_WORKLOAD = WORKLOAD_PANEL and role ROLE_RUN
