@@ -60,7 +60,7 @@ def synthetic_comparison(
             metrics = {"cv_pr_auc": 0.2, "cv_pr_auc_fold_se": 0.03}
             run_id = f"{i}{policy}".ljust(32, "0")
             runs.append(RunScores(run_id, run_id[:8], f"{model} × {policy}", tags, {}, metrics, threshold,
-                                  Costs(), oof, test))  # fmt: skip
+                                  Costs(), oof=oof, test=test))  # fmt: skip
     return bootstrap_table(Sweep("exp", "0", "f" * 32, "sqlite:///unused.db", runs), n_boot=50)
 
 
@@ -181,7 +181,7 @@ def test_report_tables_fit_1280_px_and_keep_every_metric() -> None:
     comparison = synthetic_comparison()
     tables = report_tables(comparison)
     assert [title for title, _ in tables] == [
-        "Ranking by test PR-AUC",
+        "Ranking by CV PR-AUC",
         "Test metrics at each run's frozen threshold",
         "Cost and saving per lot on the test set",
     ]

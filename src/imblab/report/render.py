@@ -189,12 +189,18 @@ def report_tables(comparison: Comparison) -> list[tuple[str, pd.DataFrame]]:
     others = [x for x in comparison.metrics if x != comparison.metric]
     quality = [x for x in others if x not in MONEY_METRICS]
     money = [x for x in others if x in MONEY_METRICS]
-    where = "the test set" if comparison.score_prefix == "test" else "the outer CV folds (mean)"
-    tables = [(f"Ranking by {comparison.rule.metric}", ranking_table(comparison))]
+    holdout = comparison.score_prefix == "test"
+    rule = comparison.rule
+    by = {"cv": "CV", "rcv": "CV-fold mean", "test": "test", "val": "validation"}[rule.prefix]
+    where = "the test set" if holdout else "the outer CV folds (mean)"
+    quality_title = (
+        "Test metrics at each run's frozen threshold"
+        if holdout
+        else "Outer-fold metrics (mean) at each fold's own threshold"
+    )
+    tables = [(f"Ranking by {by} {nice(rule.base)}", ranking_table(comparison))]
     if quality:
-        tables.append(
-            (f"Metrics on {where} at each run's own threshold", _short_table(comparison, quality, False))
-        )
+        tables.append((quality_title, _short_table(comparison, quality, False)))
     tables.append((f"Cost and saving per lot on {where}", _short_table(comparison, money, True)))
     return tables
 
