@@ -191,7 +191,7 @@ def test_compare_writes_every_format_and_logs_the_report_on_the_sweep(
     md = files["markdown"].read_text()
     rows = [line for line in md.splitlines() if line.startswith("|") and "× lgbm ×" in line]
     assert len(rows) == 3 * 4 and "| variant" in md  # ranking, test metrics and cost tables
-    ranking = md.split("## Ranking by test PR-AUC", 1)[1].split("\n## ", 1)[0]
+    ranking = md.split("## Ranking by CV PR-AUC", 1)[1].split("\n## ", 1)[0]
     assert sum("× lgbm ×" in line for line in ranking.splitlines()) == 4
     assert "tied" in md  # best_f1 and fixed on one model share PR-AUC on every resample
 

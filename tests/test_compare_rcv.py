@@ -155,3 +155,15 @@ def test_compare_cli_on_a_real_repeated_cv_sweep(
     assert "evaluated on different outer folds (evaluation.seed: 1 vs 42)" in err or (
         "evaluated on different outer folds (evaluation.seed: 42 vs 1)" in err
     ), err
+
+
+def test_a_clearly_better_variant_is_better_than_all(synthetic: Sweep) -> None:
+    """One variant clearly ahead of the others on the same folds: its verdict says so; with an identical
+    twin beside it, it is only 'best' (the twin is 'tied', nothing separates them)."""
+    alone = replace(synthetic, runs=[r for r in synthetic.runs if r.label in ("strong", "weak")])
+    cmp = folds_table(alone, metrics=("pr_auc",))
+    verdicts = {r["variant"]: verdict(cmp, r) for _, r in cmp.table.iterrows()}
+    assert verdicts == {"strong": "best: better than all", "weak": "worse"}
+    with_twin = folds_table(replace(synthetic, runs=synthetic.runs[:3]), metrics=("pr_auc",))
+    verdicts = {r["variant"]: verdict(with_twin, r) for _, r in with_twin.table.iterrows()}
+    assert verdicts == {"strong": "best", "twin": "tied", "weak": "worse"}

@@ -73,11 +73,17 @@ def _ci(v: float, lo: float, hi: float) -> str:
     return f"{_num(v)} [{_num(lo)}, {_num(hi)}]"
 
 
+BETTER_THAN_ALL = "best: better than all"
+
+
 def verdict(comparison: Comparison, row: pd.Series) -> str:
-    """'best'; 'tied' (equal on every resample); 'within noise' (the 95% CI of the paired difference
-    contains 0); 'worse' or 'better' (it does not)."""
+    """'best' ('best: better than all' when every other run is clearly worse); 'tied' (equal on every
+    resample or fold); 'within noise' (the 95% CI of the paired difference contains 0); 'worse' or
+    'better' (it does not)."""
     if row["is_best"]:
-        return "best"
+        others = comparison.table[~comparison.table["is_best"].astype(bool)]
+        clear = len(others) > 0 and all(verdict(comparison, r) == "worse" for _, r in others.iterrows())
+        return BETTER_THAN_ALL if clear else "best"
     if row["p_ties_best"] == 1.0:
         return "tied"
     lo, hi = row["diff_vs_best_lo"], row["diff_vs_best_hi"]
