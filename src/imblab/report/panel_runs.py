@@ -21,7 +21,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from imblab.errors import ImblabError
 from imblab.report.comparison import ALL_RUNS, latest_sweep_id
-from imblab.report.variants import newest_per_variant
+from imblab.report.variants import LoggedRun, newest_per_variant
 from imblab.tracking.artifacts import read_panel_decision, read_panel_predictions
 from imblab.tracking.layout import (
     PANEL_TEST_PREDICTIONS,
@@ -50,25 +50,16 @@ _HISTORY = ("train_loss", "val_loss")
 
 
 @dataclass
-class PanelRun:
-    """One panel training run with its test predictions, sorted by (person, time)."""
+class PanelRun(LoggedRun):
+    """One panel training run ("model · class_balance · decision[ · tuned]") with its test predictions,
+    sorted by (person, time)."""
 
-    run_id: str
-    run_name: str
-    label: str  # "model · class_balance · decision[ · tuned]", unique within the selection
-    tags: dict[str, str]
-    params: dict[str, str]
-    metrics: dict[str, float]  # as logged (val_*, test_*, tuning_*, best_epoch, ...)
     class_names: list[str]  # in class order (decision.json)
     offsets: dict[str, float]  # the decision's per-class logit offsets (0 for argmax)
     predictions: pd.DataFrame  # person, time, y_wage, y_class, wage, class (+ prob_*)
     history: dict[str, list[float]] = field(default_factory=dict)  # per epoch (recurrent models)
     borrowed: bool = False  # a persistence floor from elsewhere in the experiment: shown, never ranked
     start_time: int = 0  # ms since the epoch (the ranking rule's late tie-break)
-
-    @property
-    def model(self) -> str:
-        return self.tags.get("model", "?")
 
     @property
     def tuned(self) -> bool:

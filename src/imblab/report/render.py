@@ -81,7 +81,10 @@ def verdict(comparison: Comparison, row: pd.Series) -> str:
     resample or fold); 'within noise' (the 95% CI of the paired difference contains 0); 'worse' or
     'better' (it does not)."""
     if row["is_best"]:
-        others = comparison.table[~comparison.table["is_best"].astype(bool)]
+        table = getattr(comparison, "table", None)  # the panel comparison asks about one row at a time
+        if table is None:
+            return "best"
+        others = table[~table["is_best"].astype(bool)]
         clear = len(others) > 0 and all(verdict(comparison, r) == "worse" for _, r in others.iterrows())
         return BETTER_THAN_ALL if clear else "best"
     if row["p_ties_best"] == 1.0:

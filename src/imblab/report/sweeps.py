@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 from imblab.errors import ImblabError
 from imblab.metrics.costs import Costs
 from imblab.metrics.ranking import HOLDOUT, REPEATED_CV, protocol_of
-from imblab.report.variants import labels, newest_per_variant
+from imblab.report.variants import LoggedRun, labels, newest_per_variant
 from imblab.tracking.artifacts import read_rcv_folds, read_scores, read_threshold
 from imblab.tracking.evaluation import fold_differences
 from imblab.tracking.layout import ROLE_RUN, ROLE_SWEEP, TAG_DATA_FINGERPRINT, TAG_ROLE, TAG_SWEEP
@@ -46,15 +46,10 @@ ALL_RUNS = "all"
 
 
 @dataclass
-class RunScores:
-    """One training run with the stored scores the comparison is computed from."""
+class RunScores(LoggedRun):
+    """One training run ("sampler × model × policy") with the stored scores the comparison is computed
+    from."""
 
-    run_id: str
-    run_name: str
-    label: str  # "sampler × model × policy", unique within a sweep
-    tags: dict[str, str]
-    params: dict[str, str]
-    metrics: dict[str, float]  # as logged in MLflow (cv_*, test_*)
     threshold: float  # the frozen decision threshold
     costs: Costs  # the costs this run reports expected cost / net saving under
     start_time: int = 0  # ms since the epoch (the ranking rule's late tie-break)
@@ -65,10 +60,6 @@ class RunScores:
     @property
     def sampler(self) -> str:
         return self.tags.get("sampler", "?")
-
-    @property
-    def model(self) -> str:
-        return self.tags.get("model", "?")
 
     @property
     def policy(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from mlflow.entities import Run
 
@@ -19,6 +20,22 @@ IGNORED_PREFIXES = ("tracking.", "cache.", "best_params.")
 IGNORED_PARAMS = frozenset({"cv.n_jobs", "data.dir"})
 
 Identity = tuple[str, tuple[tuple[str, str], ...]]
+
+
+@dataclass
+class LoggedRun:
+    """What every compared training run carries from MLflow (binary ``RunScores``, panel ``PanelRun``)."""
+
+    run_id: str
+    run_name: str
+    label: str  # the variant's label, unique within a comparison
+    tags: dict[str, str]
+    params: dict[str, str]
+    metrics: dict[str, float]  # as logged (cv_*, test_*, rcv_*, val_*, ...)
+
+    @property
+    def model(self) -> str:
+        return self.tags.get("model", "?")
 
 
 def base_label(tags: dict[str, str]) -> str:
