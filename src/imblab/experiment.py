@@ -19,7 +19,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-import imblab
 from imblab.categorical import for_features
 from imblab.config.specs import Experiment
 from imblab.console.progress import RunProgress, duration
@@ -41,17 +40,12 @@ from imblab.thresholds import ThresholdChoice
 from imblab.tracking.artifacts import log_run_artifacts, threshold_record
 from imblab.tracking.evaluation import log_repeated_cv
 from imblab.tracking.layout import (
-    ROLE_RUN,
     TAG_CACHE_HIT,
-    TAG_COMMAND,
     TAG_DATA_FINGERPRINT,
     TAG_FIT_KEY,
-    TAG_ROLE,
-    TAG_SWEEP,
-    TAG_VERSION,
 )
 from imblab.tracking.models import log_frozen_model
-from imblab.tracking.runs import TAG_LIMIT, command_line, flatten, tracked_run
+from imblab.tracking.runs import TAG_LIMIT, flatten, training_run
 from imblab.tracking.store import ensure_experiment, use_tracking
 
 log = logging.getLogger(__name__)
@@ -159,16 +153,11 @@ def run_experiment(
         # repeated_cv: the frozen model was refitted on all rows, so no row is a held-out test row.
         "evaluation": experiment.evaluation.name,
         "calibration": experiment.calibration.method,
-        TAG_VERSION: imblab.__version__,
-        TAG_COMMAND: command_line()[:TAG_LIMIT],
-        TAG_ROLE: ROLE_RUN,
     }
-    if parent_run_id:
-        tags[TAG_SWEEP] = parent_run_id
     title = f"imblab train: {experiment.sampler_name} · {experiment.model_name} · {policy.name}"
     evaluation = experiment.evaluation
     with (
-        tracked_run(experiment_id, experiment.run_name, tags, parent_run_id=parent_run_id) as run,
+        training_run(experiment_id, experiment.run_name, tags, parent_run_id) as run,
         RunProgress(title, live) as progress,
     ):
         with progress.stage("data") as stage:

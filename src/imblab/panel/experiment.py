@@ -22,7 +22,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-import imblab
 from imblab.console.progress import RunProgress, Stage
 from imblab.frozen import pip_requirements
 from imblab.panel.dataset import Panel, PanelPrediction
@@ -36,16 +35,11 @@ from imblab.tracking.layout import (
     METRICS_JSON,
     PANEL_TEST_PREDICTIONS,
     PLOTS_DIR,
-    ROLE_RUN,
-    TAG_COMMAND,
-    TAG_ROLE,
-    TAG_SWEEP,
-    TAG_VERSION,
     TAG_WORKLOAD,
     WORKLOAD_PANEL,
 )
 from imblab.tracking.models import log_pyfunc
-from imblab.tracking.runs import TAG_LIMIT, command_line, flatten, tracked_run
+from imblab.tracking.runs import TAG_LIMIT, flatten, training_run
 from imblab.tracking.store import ensure_experiment, use_tracking
 
 if TYPE_CHECKING:
@@ -109,16 +103,11 @@ def run_panel(
         "class_balance": experiment.class_balance,
         "decision": experiment.decision_name,
         "data": experiment.data_name,
-        TAG_ROLE: ROLE_RUN,
         TAG_WORKLOAD: WORKLOAD_PANEL,
-        TAG_VERSION: imblab.__version__,
-        TAG_COMMAND: command_line()[:TAG_LIMIT],
     }
-    if parent_run_id:
-        tags[TAG_SWEEP] = parent_run_id
     title = f"imblab panel: {experiment.model_name} · {experiment.class_balance} · {experiment.decision_name}"
     with (
-        tracked_run(experiment_id, experiment.run_name, tags, parent_run_id=parent_run_id) as run,
+        training_run(experiment_id, experiment.run_name, tags, parent_run_id) as run,
         RunProgress(title, live) as progress,
     ):
         with progress.stage("data") as stage:

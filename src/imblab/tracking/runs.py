@@ -17,7 +17,17 @@ from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
 
 import imblab
 from imblab.secrets import mask, mask_config, mask_tags
-from imblab.tracking.layout import COMMAND_ENV, TAG_ERROR, TAG_ERROR_TYPE, TAG_KILLED
+from imblab.tracking.layout import (
+    COMMAND_ENV,
+    ROLE_RUN,
+    TAG_COMMAND,
+    TAG_ERROR,
+    TAG_ERROR_TYPE,
+    TAG_KILLED,
+    TAG_ROLE,
+    TAG_SWEEP,
+    TAG_VERSION,
+)
 from imblab.tracking.lifecycle import live, location_tags
 
 PARAM_LIMIT = 6000  # MLflow's param value limit
@@ -92,3 +102,13 @@ def tracked_run(
             mlflow.end_run("KILLED" if interrupted else "FAILED")
             raise
         mlflow.end_run("FINISHED")
+
+
+def training_run(
+    experiment_id: str, run_name: str, tags: dict[str, str], parent_run_id: str | None = None
+) -> contextlib.AbstractContextManager[mlflow.ActiveRun]:
+    """A ``tracked_run`` of one training run (either workload): its own ``tags`` plus the role, imblab's
+    version, the command as typed and, in a sweep, the sweep's id."""
+    common = {TAG_ROLE: ROLE_RUN, TAG_VERSION: imblab.__version__, TAG_COMMAND: command_line()[:TAG_LIMIT]}
+    sweep = {TAG_SWEEP: parent_run_id} if parent_run_id else {}
+    return tracked_run(experiment_id, run_name, {**tags, **common, **sweep}, parent_run_id=parent_run_id)
