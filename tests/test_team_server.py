@@ -231,7 +231,8 @@ def test_submitit_local_sweep_nests_both_jobs_under_one_parent(team: Team, tmp_p
     # Each job ran in a process of its own, started by submitit, and the sweep directory records the
     # parent for jobs that do not inherit the environment (other machines).
     [record] = list((tmp_path / "multirun").glob(f"*/*/{SWEEP_FILE}"))
-    assert json.loads(record.read_text()) == {"parent_run_id": parent.info.run_id}
+    expected = {"parent_run_id": parent.info.run_id, "swept_keys": ["threshold"]}
+    assert json.loads(record.read_text()) == expected
     assert len(list(record.parent.glob(".submitit/*/*_result.pkl"))) == 2
 
 
