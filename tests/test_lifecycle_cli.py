@@ -127,8 +127,10 @@ STUCK_TUNING = (
     *LONG_TUNING,
     "tuning.n_jobs=2",
     "tuning.early_stopping.enabled=false",
-    "model.search_space.n_estimators.low=3000",
-    "model.search_space.n_estimators.high=4000",
+    # Trials of tens of seconds: the unwinding (which waits for the running trials) is still stuck
+    # when the second signal comes, however fast the machine.
+    "model.search_space.n_estimators.low=30000",
+    "model.search_space.n_estimators.high=40000",
 )
 
 
