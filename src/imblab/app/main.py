@@ -13,7 +13,6 @@ hands the rest of the line to the Hydra app of the command being typed.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import logging
 import os
@@ -133,7 +132,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     watchdog = start_watchdog()  # kills the workers this command leaves, however it ends
     restore: Callable[[], None] = lambda: None  # noqa: E731
     clean = False
-    interrupted: int | None = None
     # The command as typed, for the runs' imblab.command tag (and the sweep's worker processes).
     previous = os.environ.get(COMMAND_ENV)
     os.environ[COMMAND_ENV] = shlex.join(["imblab", *args])
@@ -152,8 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stopped = exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)
         word = "terminated" if stopped.signum == signal.SIGTERM else "interrupted"
         print(f"imblab: {word}", file=sys.stderr)
-        interrupted = stopped.exit_status
-        return interrupted
+        return stopped.exit_status
     finally:
         restore()
         unmark_workers(marked)
@@ -163,19 +160,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.environ.pop(COMMAND_ENV, None)
         else:
             os.environ[COMMAND_ENV] = previous
-        if interrupted is not None and argv is None:
-            _exit_now(interrupted)
-
-
-def _exit_now(status: int) -> None:
-    """Exit an interrupted command at once: its runs already ended KILLED. Python's own exit would wait
-    for threads still inside a fit (a tuning trial in LightGBM) and, on its way, reset the signal
-    handlers, so a second Ctrl-C or SIGTERM would kill the process without an exit status."""
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    os._exit(status)
 
 
 if __name__ == "__main__":
