@@ -301,12 +301,7 @@ def _load_run(client: MlflowClient, run: Run, label: str, borrowed: bool = False
             points = sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)
             history[key] = [m.value for m in points if m.step < n]
     return PanelRun(
-        run_id=run.info.run_id,
-        run_name=run.info.run_name or run.info.run_id,
-        label=label,
-        tags=dict(run.data.tags),
-        params=dict(run.data.params),
-        metrics=metrics,
+        **LoggedRun.fields_of(run, label),
         class_names=list(offsets),
         offsets=offsets,
         predictions=frame,

@@ -154,12 +154,7 @@ def _load_run(run: Run, label: str) -> RunScores:
     if math.isnan(threshold):
         raise ImblabError(f"run {run.info.run_id} has no threshold metric nor threshold tag; re-run it")
     return RunScores(
-        run_id=run.info.run_id,
-        run_name=run.info.run_name or run.info.run_id,
-        label=label,
-        tags=dict(run.data.tags),
-        params=dict(run.data.params),
-        metrics=metrics,
+        **LoggedRun.fields_of(run, label),
         threshold=float(threshold),
         costs=Costs(**costs),
         start_time=int(run.info.start_time or 0),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from mlflow.entities import Run
 
@@ -36,6 +37,18 @@ class LoggedRun:
     @property
     def model(self) -> str:
         return self.tags.get("model", "?")
+
+    @staticmethod
+    def fields_of(run: Run, label: str) -> dict[str, Any]:
+        """The base fields as MLflow logged them, for a subclass's constructor."""
+        return {
+            "run_id": run.info.run_id,
+            "run_name": run.info.run_name or run.info.run_id,
+            "label": label,
+            "tags": dict(run.data.tags),
+            "params": dict(run.data.params),
+            "metrics": dict(run.data.metrics),
+        }
 
 
 def base_label(tags: dict[str, str]) -> str:
